@@ -1,0 +1,42 @@
+# Every target sets up what it needs: on a fresh machine `make run` or `make test` is enough.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# apt-get needs root: use sudo when not root and sudo exists.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+
+.PHONY: install run test lint typecheck unit demo hugo clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+run: install  ## archive every configured feed once (what cron runs)
+	$(BIN)/ingest run
+
+test: install hugo lint typecheck unit  ## what CI runs: ruff, mypy, pytest
+
+lint: install
+	$(BIN)/ruff check ingest tests demo
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install hugo
+	$(BIN)/pytest
+
+demo: install hugo  ## archive the demo feeds from 127.0.0.1 and build them with Hugo
+	$(BIN)/python demo/run.py
+
+hugo:
+	@command -v hugo >/dev/null 2>&1 || { \
+		echo "hugo is missing: installing it with apt-get"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq hugo; }
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

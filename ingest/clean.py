@@ -1,0 +1,272 @@
+"""Article HTML → safe HTML that Hugo renders exactly as the browser would.
+
+A post's body is one Markdown HTML block (CommonMark type 6, opened by
+``<div>``), which Goldmark passes through untouched *until the first blank
+line*. So the cleaner guarantees, for any input:
+
+* nothing executable: no script, style, iframe, object, embed, form control,
+  inline SVG, event handler, ``javascript:`` or non-image ``data:`` URL;
+* no blank line anywhere: outside ``<pre>`` a whitespace-only line is
+  dropped (the browser collapses it anyway); inside ``<pre>`` and in attribute
+  values the newline is written ``&#10;``, which renders the same;
+* text intact: every character of text survives, written the way
+  BeautifulSoup's ``html.parser`` round trip writes it (attributes sorted,
+  ``<br/>``, only ``& < >`` escaped), which is how the sample post was made,
+  so well-formed input comes out byte-identical.
+
+Parsing and tree work use lxml (libxml2): BeautifulSoup's Python tree made
+cleaning cost ~6 ms an article. libxml2 stops nesting at 2048 levels and
+drops what lies deeper; such input is detected and reduced to its text.
+Hugo shortcode openers are escaped later, on the whole post (render.py).
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import re
+from collections.abc import Iterable
+from html.parser import HTMLParser
+from urllib.parse import urljoin, urlsplit
+
+import lxml.html
+from lxml import etree
+
+# Elements removed with everything inside them.
+_DROP = frozenset({
+    "script", "style", "iframe", "frame", "frameset", "object", "embed", "applet", "template",
+    "link", "meta", "base", "svg", "math", "portal", "input", "button", "select", "option",
+    "optgroup", "textarea", "datalist", "keygen", "title", "head",
+})
+# Elements replaced by their children: harmless content in a harmful container.
+_UNWRAP = frozenset({"form", "html", "body", "fieldset"})
+_PRESERVE_WHITESPACE = frozenset({"pre", "listing", "xmp", "plaintext"})
+_VOID = frozenset({
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "keygen", "link", "menuitem",
+    "meta", "param", "source", "track", "wbr", "basefont", "bgsound", "command", "frame",
+    "image", "isindex", "nextid", "spacer",
+})
+URL_ATTRS = frozenset({
+    "href", "src", "action", "poster", "background", "cite", "longdesc", "lowsrc", "dynsrc",
+    "usemap", "data", "codebase", "xlink:href", "ping", "manifest", "profile", "icon",
+    "data-src", "data-original", "data-href", "data-url", "data-lazy-src", "data-actualsrc",
+})
+_DROP_ATTRS = frozenset({"formaction", "srcdoc", "http-equiv", "autofocus", "is"})
+_SAFE_SCHEMES = frozenset({"http", "https", "mailto", "tel", "ftp"})
+_RASTER_DATA = re.compile(r"data:image/(?:png|gif|jpeg|jpg|webp|avif);", re.IGNORECASE)
+_STYLE_DANGER = re.compile(r"expression|javascript:|vbscript:|url\s*\(|behavior|binding|@import",
+                           re.IGNORECASE)
+_SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):")
+_INVISIBLE = re.compile(r"[\x00-\x20\x7f]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+
+
+def clean_html(html: str, base_url: str | None = None) -> str:
+    """Sanitize `html` and make it Hugo-safe; relative URLs resolve against `base_url`."""
+    root = parse_fragment(html)
+    sanitize(root, base_url)
+    return serialize(root)
+
+
+def parse_fragment(html: str) -> lxml.html.HtmlElement:
+    """`html` as children of a <div>; input nested beyond libxml2's limit keeps its text."""
+    html = _CONTROL.sub("", html.replace("\r\n", "\n").replace("\r", "\n"))
+    if not html.strip():
+        return lxml.html.Element("div")
+    parser = lxml.html.HTMLParser(huge_tree=True, remove_comments=True, remove_pis=True)
+    root = lxml.html.fragment_fromstring(html, create_parent="div", parser=parser)
+    if any(e.type_name == "ERR_RESOURCE_LIMIT" for e in parser.error_log):
+        root = lxml.html.fragment_fromstring(_text_only(html), create_parent="div")
+    return root
+
+
+def sanitize(root: lxml.html.HtmlElement, base_url: str | None) -> None:
+    for element in list(root.iter(*_DROP)):
+        if element.tag in _VOID:  # libxml2 nests what follows <embed> etc. inside them
+            element.drop_tag()
+        else:
+            element.drop_tree()
+    for element in list(root.iter("noscript")):
+        _resolve_noscript(root, element)
+    for element in [e for e in root.iter() if isinstance(e.tag, str) and e is not root
+                    and (e.tag in _UNWRAP or ":" in e.tag)]:
+        element.drop_tag()  # Office's <o:p>, <st1:place> carry only text
+    for element in list(root.iter()):
+        if isinstance(element.tag, str):
+            _sanitize_attributes(element, base_url)
+        else:  # entities and other non-elements libxml2 kept
+            element.drop_tree()
+
+
+def _resolve_noscript(root: lxml.html.HtmlElement, noscript: lxml.html.HtmlElement) -> None:
+    """Keep a <noscript> fallback only when it shows something not shown already."""
+    inner = list(noscript.iter("img"))
+    shown = {
+        img.get(attr)
+        for img in root.iter("img")
+        if img not in inner
+        for attr in ("src", "data-src", "data-original")
+        if img.get(attr)
+    }
+    if inner and all(img.get("src") in shown for img in inner):
+        noscript.drop_tree()
+    else:
+        noscript.drop_tag()
+
+
+def _sanitize_attributes(element: lxml.html.HtmlElement, base_url: str | None) -> None:
+    attrib = element.attrib
+    for name in list(attrib):
+        value = attrib[name]
+        lowered = name.lower()
+        dangerous_style = lowered == "style" and _STYLE_DANGER.search(value)
+        if lowered.startswith("on") or lowered in _DROP_ATTRS or dangerous_style:
+            del attrib[name]
+        elif lowered in URL_ATTRS:
+            url = safe_url(value, base_url, image=element.tag == "img")
+            if url is None:
+                del attrib[name]
+            elif url != value:
+                attrib[name] = url
+        elif lowered in ("srcset", "data-srcset"):
+            kept = safe_srcset(value, base_url)
+            if kept:
+                attrib[name] = kept
+            else:
+                del attrib[name]
+
+
+def safe_url(value: str, base_url: str | None, *, image: bool = False) -> str | None:
+    """`value` made absolute, or None if it could run code or is no usable URL."""
+    value = value.strip()
+    probe = _INVISIBLE.sub("", value).lower()
+    if not probe:
+        return None
+    if probe.startswith("data:"):
+        return value if image and _RASTER_DATA.match(probe) else None
+    scheme = _SCHEME.match(probe)
+    if scheme and scheme.group(1) not in _SAFE_SCHEMES:
+        return None
+    if probe.startswith("#") or base_url is None:
+        return value
+    absolute = urljoin(base_url, value)
+    return absolute if urlsplit(absolute).scheme in _SAFE_SCHEMES else None
+
+
+def safe_srcset(value: str, base_url: str | None) -> str:
+    kept = []
+    for candidate in value.split(","):
+        parts = candidate.split()
+        if parts:
+            url = safe_url(parts[0], base_url, image=True)
+            if url is not None:
+                kept.append(" ".join([url, *parts[1:]]))
+    return ", ".join(kept)
+
+
+def serialize(root: lxml.html.HtmlElement) -> str:
+    """The children of `root` as HTML with no blank line, as BeautifulSoup writes them."""
+    out: list[str] = [_text(root.text, preserve=False)]
+    in_pre = 0
+    for event, element in etree.iterwalk(root, events=("start", "end")):
+        if element is root:
+            continue
+        tag = element.tag
+        if event == "start":
+            out.append(f"<{tag}{_attributes(element.attrib.items())}{'/' if tag in _VOID else ''}>")
+            if tag in _PRESERVE_WHITESPACE:
+                in_pre += 1
+            out.append(_text(element.text, in_pre > 0))
+        else:
+            if tag in _PRESERVE_WHITESPACE:
+                in_pre -= 1
+            if tag not in _VOID:
+                out.append(f"</{tag}>")
+            out.append(_text(element.tail, in_pre > 0))
+    return "".join(out).strip(" \t\n")
+
+
+def _attributes(items: Iterable[tuple[str, str]]) -> str:
+    parts = []
+    for name, value in sorted(items):
+        value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        value = value.replace("\n", "&#10;")
+        if '"' not in value:
+            parts.append(f' {name}="{value}"')
+        elif "'" not in value:
+            parts.append(f" {name}='{value}'")
+        else:
+            parts.append(f' {name}="{value.replace(chr(34), "&quot;")}"')
+    return "".join(parts)
+
+
+def _text(text: str | None, preserve: bool) -> str:
+    if not text:
+        return ""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _mark_blank_lines(escaped, preserve)
+
+
+def no_blank_lines(text: str) -> str:
+    """`text` (HTML that follows a tag) with its whitespace-only lines dropped."""
+    return _mark_blank_lines(text, preserve=False)
+
+
+def _mark_blank_lines(text: str, preserve: bool) -> str:
+    """Drop (or, where whitespace matters, encode) newlines that would end a blank line.
+
+    Text always follows a tag or starts the fragment (which is stripped), so only
+    newlines inside it can make whitespace-only lines.
+    """
+    if "\n" not in text:
+        return text
+    out: list[str] = []
+    line_blank = False  # is the current output line, so far, only spaces and tabs?
+    for char in text:
+        if char == "\n":
+            if not line_blank:
+                out.append("\n")
+                line_blank = True
+            elif preserve:
+                out.append("&#10;")
+                line_blank = False
+        else:
+            out.append(char)
+            if char not in " \t":
+                line_blank = False
+    return "".join(out)
+
+
+class _TextCollector(HTMLParser):
+    """Streams HTML into paragraphs of text, with no tree and so no depth limit."""
+
+    _BREAKS = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6",
+                         "blockquote", "pre", "section", "article", "table"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.paragraphs: list[list[str]] = [[]]
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag in self._BREAKS:
+            self.paragraphs.append([])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._skip = max(0, self._skip - 1)
+        elif tag in self._BREAKS:
+            self.paragraphs.append([])
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.paragraphs[-1].append(data)
+
+
+def _text_only(html: str) -> str:
+    collector = _TextCollector()
+    collector.feed(html)
+    collector.close()
+    texts = (" ".join("".join(p).split()) for p in collector.paragraphs)
+    return "\n".join(f"<p>{htmllib.escape(t, quote=False)}</p>" for t in texts if t)

@@ -1,0 +1,143 @@
+"""The `ingest` command: argument parsing and printing, nothing else.
+
+Exit codes (the contract): 0 every feed fine; 1 the run finished but some feed
+or entry failed (the rest is archived); 2 the run could not happen at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+from urllib.parse import urlsplit
+
+import httpx
+
+from ingest import __version__, verify
+from ingest.config import Config, load_config
+from ingest.errors import IngestError
+from ingest.fetch import USER_AGENT, Fetcher, Policy, make_client
+from ingest.models import FeedResult, FeedStatus, Outcome, RunReport
+from ingest.pipeline import Run
+from ingest.state import open_state
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ingest", description="Archive news feeds as Hugo posts.")
+    parser.add_argument("--config", type=Path, default=Path("config.yaml"),
+                        help="configuration file (default: ./config.yaml)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more detail: each entry (-v), HTTP traffic (-vv)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+    parser.add_argument("--version", action="version", version=f"ingest {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", help="poll every feed once and archive new and changed entries")
+    verify = commands.add_parser("verify", help="check that every archived post renders intact")
+    verify.add_argument("--hugo", action="store_true",
+                        help="also build the archive with Hugo and compare every page")
+    verify.add_argument("--site", type=Path,
+                        help="the Hugo site to build with (default: ingest's minimal site)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, client: httpx.Client | None = None,
+         clock: Clock = _utc_now, out: TextIO | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = out or sys.stdout
+    _configure_logging(args.verbose, args.quiet)
+    try:
+        config = load_config(args.config)
+        if args.command == "verify":
+            return _verify(config, args, out)
+        return _run(config, args, client, clock, out)
+    except IngestError as exc:
+        print(f"ingest: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(config: Config, args: argparse.Namespace, client: httpx.Client | None, clock: Clock,
+         out: TextIO) -> int:
+    policy = _policy(config)
+    state = open_state(config.state_dir, config.archive_dir)
+    try:
+        with client or make_client(policy) as http:
+            run = Run(config, state, Fetcher(http, policy), clock)
+            report = run.execute(tuple(config.for_feed(f) for f in config.feeds))
+    finally:
+        state.close()
+    print_report(report, out, verbose=args.verbose > 0, quiet=args.quiet)
+    return report.exit_code
+
+
+def _verify(config: Config, args: argparse.Namespace, out: TextIO) -> int:
+    problems = verify.verify(config.archive_dir, hugo=args.hugo, site=args.site)
+    for problem in problems:
+        print(problem, file=out)
+    checked = sum(1 for _ in verify.posts(config.archive_dir))
+    how = "built with Hugo and compared" if args.hugo else "checked"
+    print(f"{checked} posts {how}: {len(problems) or 'no'} problems", file=out)
+    return 1 if problems else 0
+
+
+def _policy(config: Config) -> Policy:
+    kr36 = config.sources.kr36
+    hosts = {urlsplit(kr36.site).hostname or "", urlsplit(kr36.gateway).hostname or ""}
+    return Policy(
+        timeout=config.http.timeout,
+        attempts=config.http.attempts,
+        backoff=config.http.backoff,
+        retry_budget=config.http.retry_budget,
+        max_retry_after=config.http.max_retry_after,
+        per_host=config.http.per_host,
+        host_delays={h: kr36.delay for h in hosts if h and kr36.delay > 0},
+        user_agent=config.http.user_agent or USER_AGENT,
+    )
+
+
+def print_report(report: RunReport, out: TextIO, *, verbose: bool = False,
+                 quiet: bool = False) -> None:
+    width = max((len(f.name) for f in report.feeds), default=4)
+    for feed in report.feeds:
+        if quiet and not feed.failed:
+            continue
+        print(f"{feed.name:<{width}}  {_feed_line(feed)}", file=out)
+        for entry in feed.entries:
+            if entry.outcome is Outcome.FAILED:
+                print(f"{'':<{width}}  ! {entry.title}: {entry.error}", file=out)
+            elif verbose and entry.outcome is not Outcome.UNCHANGED:
+                print(f"{'':<{width}}  {entry.outcome.value}: {entry.path}", file=out)
+    if quiet and report.exit_code == 0:
+        return
+    totals = {o: sum(f.count(o) for f in report.feeds) for o in Outcome}
+    failed_feeds = sum(1 for f in report.feeds if f.status is FeedStatus.ERROR)
+    print(f"total: {totals[Outcome.NEW]} new, {totals[Outcome.UPDATED]} updated, "
+          f"{totals[Outcome.UNCHANGED]} unchanged, {totals[Outcome.FAILED]} entries failed, "
+          f"{failed_feeds} of {len(report.feeds)} feeds failed", file=out)
+
+
+def _feed_line(feed: FeedResult) -> str:
+    if feed.status is FeedStatus.ERROR:
+        return f"error         {feed.error}"
+    if feed.status is FeedStatus.NOT_MODIFIED:
+        return "not-modified"
+    counts = ", ".join(f"{feed.count(o)} {o.value}" for o in (Outcome.NEW, Outcome.UPDATED,
+                                                               Outcome.UNCHANGED, Outcome.FAILED)
+                       if feed.count(o) or o is not Outcome.FAILED)
+    return f"ok            {counts}"
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)

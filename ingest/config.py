@@ -1,0 +1,211 @@
+"""Load config.yaml into one frozen, validated Config.
+
+Every problem is reported with the path of the key at fault, the way a user
+would point at it in the file: ``feeds[2].url: not a URL``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ingest.errors import ConfigError
+
+FullContent = Literal["auto", "always", "never"]
+SummaryMode = Literal["auto", "extractive", "llm", "none"]
+
+# The static keys of the sample post, in its order: used when front_matter is absent.
+SAMPLE_FRONT_MATTER: dict[str, Any] = {
+    "author": ["g0f"],
+    "tags": ["read"],
+    "draft": False,
+    "comments": True,
+    "reward": True,
+    "mermaid": True,
+    "showToc": True,
+    "TocOpen": True,
+    "hidemeta": False,
+    "disableShare": True,
+    "showbreadcrumbs": True,
+    "cover": {"image": "/hugo-logo-wide.svg", "alt": "果粉圈", "relative": False},
+}
+# Keys every post writes itself; static front matter may not override them.
+GENERATED_KEYS = ("title", "categories", "date", "lastmod", "canonicalURL", "ingest")
+
+
+def check_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
+        raise ValueError("not a URL")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Feed(_Strict):
+    name: str = Field(min_length=1)
+    url: str
+    full_content: FullContent | None = None
+    images: bool | None = None
+    summary: SummaryMode | None = None
+
+    _url = field_validator("url")(check_url)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if value != value.strip() or any(c in value for c in "\n\r\t"):
+            raise ValueError("must be a single line without surrounding spaces")
+        return value
+
+
+class Kr36Source(_Strict):
+    site: str = "https://36kr.com"
+    gateway: str = "https://gateway.36kr.com"
+    delay: float = Field(default=1.0, ge=0)
+
+    _urls = field_validator("site", "gateway")(check_url)
+
+
+class Sources(_Strict):
+    kr36: Kr36Source = Field(default_factory=Kr36Source, alias="36kr")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class Http(_Strict):
+    timeout: float = Field(default=30.0, gt=0)
+    attempts: int = Field(default=4, ge=1, le=10)
+    backoff: float = Field(default=1.0, gt=0)
+    retry_budget: float = Field(default=120.0, gt=0)
+    max_retry_after: float = Field(default=60.0, ge=0)
+    max_feed_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    max_page_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    per_host: int = Field(default=2, ge=1)
+    workers: int = Field(default=8, ge=1, le=64)
+    user_agent: str | None = None
+
+
+class Config(_Strict):
+    archive_dir: Path = Path("archive")
+    state_dir: Path = Path(".ingest")
+    images: bool = True
+    full_content: FullContent = "auto"
+    summary: SummaryMode = "auto"
+    feeds: tuple[Feed, ...] = Field(strict=False)  # YAML gives a list
+    front_matter: dict[str, Any] = Field(default_factory=lambda: dict(SAMPLE_FRONT_MATTER))
+    sources: Sources = Field(default_factory=Sources)
+    http: Http = Field(default_factory=Http)
+
+    @field_validator("archive_dir", "state_dir", mode="before")
+    @classmethod
+    def _path(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip():
+            return Path(value)
+        if isinstance(value, Path):
+            return value
+        raise ValueError("must be a non-empty path")
+
+    @field_validator("front_matter")
+    @classmethod
+    def _no_generated_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        taken = [k for k in value if k in GENERATED_KEYS]
+        if taken:
+            raise ValueError(f"{', '.join(taken)}: written by ingest, remove from front_matter")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_feeds(self) -> Config:
+        seen: dict[str, int] = {}
+        for i, feed in enumerate(self.feeds):
+            for label, value in (("name", feed.name), ("url", feed.url)):
+                first = seen.setdefault(f"{label}:{value}", i)
+                if first != i:
+                    raise ValueError(f"feeds[{i}].{label}: same as feeds[{first}].{label}")
+        return self
+
+    def for_feed(self, feed: Feed) -> FeedSettings:
+        return FeedSettings(
+            feed=feed,
+            full_content=feed.full_content or self.full_content,
+            images=self.images if feed.images is None else feed.images,
+            summary=feed.summary or self.summary,
+        )
+
+
+class FeedSettings(BaseModel):
+    """A feed with the global defaults filled in."""
+
+    model_config = ConfigDict(frozen=True)
+
+    feed: Feed
+    full_content: FullContent
+    images: bool
+    summary: SummaryMode
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate `path`; relative directories resolve against its folder."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (pass --config PATH)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    config = parse_config(raw, where=str(path))
+    base = path.resolve().parent
+    return config.model_copy(
+        update={"archive_dir": base / config.archive_dir, "state_dir": base / config.state_dir}
+    )
+
+
+def parse_config(raw: dict[str, Any], where: str = "config") -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = "\n".join(f"  {_describe(err)}" for err in exc.errors())
+        raise ConfigError(f"{where}: invalid configuration:\n{problems}") from None
+
+
+_TYPE_NAMES = {
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "tuple_type": "a list",
+    "list_type": "a list",
+}
+
+
+def _describe(err: Any) -> str:
+    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
+    kind = err["type"]
+    if kind == "missing":
+        message = "missing (required key)"
+    elif kind == "extra_forbidden":
+        message = "unknown key"
+    elif kind == "value_error":
+        message = str(err["ctx"]["error"])
+        if message.startswith("feeds["):  # a whole-config check names its own key
+            return message
+    elif kind in _TYPE_NAMES:
+        message = f"expected {_TYPE_NAMES[kind]}, got {type(err['input']).__name__}"
+    elif kind == "literal_error":
+        message = f"must be one of {err['ctx']['expected']}"
+    else:
+        message = str(err["msg"]).replace("Input should be", "must be")
+    return f"{loc or '(top level)'}: {message}"

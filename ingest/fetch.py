@@ -1,0 +1,225 @@
+"""HTTP, and all of it: timeouts, size caps, retries, validators, politeness.
+
+No other module talks to the network or retries anything. `Fetcher.get`
+either returns a whole `Response` (2xx, or 304 to a conditional request) or
+raises a `FetchError` that says what happened and what to do.
+
+Retries (tenacity): connection errors, timeouts, bodies cut short, and the
+statuses 408/429/500/502/503/504/522/524, with exponential backoff and
+jitter, or the server's ``Retry-After`` (capped) when it sends one; never
+beyond `attempts` tries nor past `retry_budget` seconds for one URL.
+
+Politeness: at most `per_host` requests at a time to one host, and hosts
+with a configured delay (36kr) get one request at a time, spaced by it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    wait_exponential_jitter,
+)
+
+from ingest import __version__, sniff
+from ingest.errors import BlockedError, FetchError, HTTPStatusError, TooLargeError
+from ingest.models import Response, Validators
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 522, 524})
+USER_AGENT = f"ingest/{__version__} (feed archiver; +https://github.com/ingest-archive/ingest)"
+_HINTS = {
+    401: "the feed needs a login; ingest cannot archive it",
+    403: "the server refuses us; check the URL in a browser, or the site blocks robots",
+    404: "not found; the feed moved or is gone, fix its url in config.yaml",
+    410: "gone for good; remove it from config.yaml",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    timeout: float = 30.0
+    attempts: int = 4
+    backoff: float = 1.0
+    retry_budget: float = 120.0
+    max_retry_after: float = 60.0
+    per_host: int = 2
+    host_delays: Mapping[str, float] = field(default_factory=dict)
+    user_agent: str = USER_AGENT
+
+
+class _Retryable(Exception):
+    """A failed attempt worth another try; carries the server's Retry-After."""
+
+    def __init__(self, error: FetchError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+class Fetcher:
+    """Thread-safe GETs through one injected httpx.Client."""
+
+    def __init__(self, client: httpx.Client, policy: Policy,
+                 sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._client = client
+        self._policy = policy
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._next_at: dict[str, float] = {}
+
+    def get(self, url: str, *, max_bytes: int, validators: Validators | None = None,
+            headers: Mapping[str, str] | None = None) -> Response:
+        """GET `url`, retrying what is transient; 304 only when `validators` were sent."""
+        request_headers = dict(headers or {})
+        if validators and validators.etag:
+            request_headers["If-None-Match"] = validators.etag
+        if validators and validators.last_modified:
+            request_headers["If-Modified-Since"] = validators.last_modified
+        return self._request(url, request_headers, max_bytes, None)
+
+    def post_json(self, url: str, payload: object, *, max_bytes: int,
+                  headers: Mapping[str, str] | None = None) -> Response:
+        """POST a JSON body (an API call), with the same retries and politeness as GET."""
+        return self._request(url, dict(headers or {}), max_bytes, payload)
+
+    def _request(self, url: str, headers: dict[str, str], max_bytes: int,
+                 payload: object) -> Response:
+        started = self._monotonic()
+
+        def give_up(state: RetryCallState) -> bool:
+            spent = self._monotonic() - started + state.upcoming_sleep
+            return state.attempt_number >= self._policy.attempts or spent > self._policy.retry_budget
+
+        retrying = Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
+            stop=give_up,
+            wait=self._wait,
+            sleep=self._sleep,
+            before_sleep=lambda rs: log.info("retrying %s: %s", url,
+                                             rs.outcome.exception() if rs.outcome else ""),
+            reraise=True,
+        )
+        try:
+            return retrying(self._attempt, url, headers, max_bytes, payload)
+        except _Retryable as exc:
+            raise exc.error from None
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            return min(exc.retry_after, self._policy.max_retry_after)
+        return float(wait_exponential_jitter(initial=self._policy.backoff, max=30,
+                                             jitter=self._policy.backoff)(state))
+
+    def _attempt(self, url: str, headers: dict[str, str], max_bytes: int,
+                 payload: object) -> Response:
+        host = urlsplit(url).hostname or ""
+        with self._host_slot(host):
+            try:
+                return self._exchange(url, headers, max_bytes, payload)
+            except httpx.TimeoutException as exc:
+                raise _Retryable(FetchError(url, f"timed out ({type(exc).__name__})")) from None
+            except httpx.TransportError as exc:
+                raise _Retryable(FetchError(url, f"connection failed: {exc or type(exc).__name__}")) from None
+
+    def _exchange(self, url: str, headers: dict[str, str], max_bytes: int,
+                  payload: object) -> Response:
+        started = self._monotonic()
+        method = "GET" if payload is None else "POST"
+        with self._client.stream(method, url, headers=headers, json=payload,
+                                 timeout=self._policy.timeout) as r:
+            if r.status_code in RETRY_STATUSES:
+                raise _Retryable(HTTPStatusError(url, r.status_code, "the server is failing or busy; "
+                                                 "tried again within the retry budget"),
+                                 _retry_after(r.headers.get("Retry-After")))
+            if r.status_code == 304:
+                return Response(str(r.url), 304, "", b"", _validators(r.headers))
+            if r.status_code >= 400:
+                hint = _HINTS.get(r.status_code, "the server refused the request")
+                raise HTTPStatusError(url, r.status_code, hint)
+            declared = r.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > max_bytes and "Content-Encoding" not in r.headers:
+                raise TooLargeError(url, f"body of {declared} bytes exceeds the cap of {max_bytes}")
+            body = b"".join(self._read_capped(r, url, max_bytes, started))
+        content_type = r.headers.get("Content-Type", "")
+        if "html" in content_type or sniff.looks_like_html(body):
+            marker = sniff.challenge_marker(body)
+            if marker:
+                raise BlockedError(url, f"a bot wall answered (marker {marker!r}); "
+                                        "not archived, tried again next run")
+        return Response(str(r.url), r.status_code, content_type, body, _validators(r.headers))
+
+    def _read_capped(self, r: httpx.Response, url: str, max_bytes: int,
+                     started: float) -> Iterator[bytes]:
+        size = 0
+        for chunk in r.iter_bytes():  # decoded bytes: a gzip bomb hits the cap too
+            size += len(chunk)
+            if size > max_bytes:
+                raise TooLargeError(url, f"body exceeds the cap of {max_bytes} bytes")
+            if self._monotonic() - started > self._policy.timeout * 4:
+                raise httpx.ReadTimeout("body trickles in too slowly")
+            yield chunk
+
+    @contextmanager
+    def _host_slot(self, host: str) -> Iterator[None]:
+        delay = self._policy.host_delays.get(host, 0.0)
+        with self._lock:
+            slot = self._slots.get(host)
+            if slot is None:
+                slot = threading.BoundedSemaphore(1 if delay else self._policy.per_host)
+                self._slots[host] = slot
+        with slot:
+            if delay:
+                wait = self._next_at.get(host, 0.0) - self._monotonic()
+                if wait > 0:
+                    self._sleep(wait)
+            try:
+                yield
+            finally:
+                if delay:
+                    self._next_at[host] = self._monotonic() + delay
+
+
+def _validators(headers: httpx.Headers) -> Validators:
+    return Validators(etag=headers.get("ETag"), last_modified=headers.get("Last-Modified"))
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def make_client(policy: Policy) -> httpx.Client:
+    """The production client: HTTP/1.1, redirects followed, our User-Agent."""
+    return httpx.Client(
+        headers={"User-Agent": policy.user_agent, "Accept-Encoding": "gzip, deflate"},
+        follow_redirects=True,
+        max_redirects=5,
+        timeout=policy.timeout,
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+    )

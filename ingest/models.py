@@ -1,0 +1,153 @@
+"""The values that cross stage boundaries, all frozen, all times in UTC.
+
+    fetch    url ─────────────► Response
+    parse    Response.body ───► ParsedFeed(entries: Entry…)
+    decide   Entry + KnownPost ► Action          (pure: new / updated / unchanged)
+    clean    Entry ───────────► Article          (safe, Hugo-faithful HTML)
+    render   Article ─────────► Post             (markdown text + its path)
+    archive  Post ────────────► file on disk, KnownPost in the state
+    pipeline every feed ──────► FeedResult…  ──► RunReport
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """HTTP cache validators of a feed, sent back on the next poll."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A complete HTTP response whose body fitted under the size cap."""
+
+    url: str
+    status: int
+    content_type: str
+    body: bytes
+    validators: Validators = Validators()
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One feed item, as the feed gave it (content is raw item HTML)."""
+
+    key: str
+    title: str
+    link: str | None
+    published: datetime | None
+    updated: datetime | None
+    content: str
+    author: str | None
+    source_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    title: str
+    link: str | None
+    entries: tuple[Entry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KnownPost:
+    """What the state (or the archive's front matter) knows of an archived entry."""
+
+    key: str
+    feed: str
+    path: str
+    source_hash: str
+    date: datetime
+    lastmod: datetime
+
+
+class Action(enum.StrEnum):
+    NEW = "new"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    OWNED_ELSEWHERE = "owned-elsewhere"
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """An entry made ready to render: cleaned HTML, chosen dates, final URLs."""
+
+    key: str
+    title: str
+    category: str
+    date: datetime
+    lastmod: datetime
+    source_url: str | None
+    canonical_url: str | None
+    block_html: str
+    source_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """The text of one post and where it goes, relative to the archive root."""
+
+    path: str
+    text: str
+    known: KnownPost
+
+
+class Outcome(enum.StrEnum):
+    NEW = "new"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class EntryResult:
+    key: str
+    title: str
+    outcome: Outcome
+    path: str | None = None
+    error: str | None = None
+
+
+class FeedStatus(enum.StrEnum):
+    OK = "ok"
+    NOT_MODIFIED = "not-modified"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedResult:
+    name: str
+    url: str
+    status: FeedStatus
+    http_status: int | None = None
+    entries: tuple[EntryResult, ...] = ()
+    error: str | None = None
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for e in self.entries if e.outcome is outcome)
+
+    @property
+    def failed(self) -> bool:
+        return self.status is FeedStatus.ERROR or self.count(Outcome.FAILED) > 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    started: datetime
+    finished: datetime
+    feeds: tuple[FeedResult, ...] = field(default=())
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if any(f.failed for f in self.feeds) else 0

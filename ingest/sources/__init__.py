@@ -1,0 +1,1 @@
+"""Site-specific knowledge: how a site names, serves and pages its articles."""

@@ -1,0 +1,202 @@
+"""Does every post render intact? Static checks, and a real Hugo build.
+
+Without Hugo, each post is checked for what breaks rendering: front matter
+that does not parse, a blank line inside the article's HTML block, a raw
+shortcode opener, a 原文 block that is not a Markdown link, a local image
+that is missing.
+
+With Hugo (``ingest verify --hugo``), the archive is built and every page's
+content is compared with the post's own HTML, parsed the same way: the same
+text (whitespace-normalized), the same elements in the same order, every
+``<pre>`` byte for byte, 原文 an ``<a>`` to the source, every image found. Any
+Markdown re-interpretation (a ``#`` line becoming ``<h1>``, ``_x_`` becoming
+``<em>``, smart quotes, a swallowed shortcode) shows up as a difference.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import cast
+from urllib.parse import unquote, urlsplit
+
+import lxml.html
+import yaml
+
+from ingest.errors import IngestError
+
+REQUIRED_KEYS = ("title", "categories", "date", "lastmod")
+_SOURCE_LINK = re.compile(r"<div>\n\n\[原文\]\((?P<url>[^\s)]*)\)\n\n</div>\n")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+_SHORTCODE = re.compile(r"\{\{[<%]")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    post: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.post}: {self.message}"
+
+
+def posts(archive_dir: Path) -> Iterator[Path]:
+    return iter(sorted(archive_dir.glob("*/*/*/*/index.md")))
+
+
+def split_post(text: str) -> tuple[dict[str, object], str]:
+    if not text.startswith("---\n") or "\n---\n" not in text[3:]:
+        raise ValueError("no front matter")
+    end = text.index("\n---\n", 3)
+    meta = yaml.safe_load(text[4:end])
+    if not isinstance(meta, dict):
+        raise ValueError("front matter is not a mapping")
+    return meta, text[end + 5:]
+
+
+def check_post(path: Path) -> list[str]:
+    """What is wrong with one post, judged from its file alone."""
+    try:
+        meta, body = split_post(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        return [f"unreadable: {exc}"]
+    problems = [f"front matter lacks {key!r}" for key in REQUIRED_KEYS if key not in meta]
+    article, link = _split_body(body)
+    if not article.startswith("<div>\n\n<div") or not article.endswith("\n</div>\n"):
+        problems.append("body is not the sample's <div> block")
+    elif _BLANK_LINE.search(article[len("<div>\n\n"):]):
+        problems.append("blank line inside the article's HTML block: Markdown would take over")
+    if _SHORTCODE.search(body):
+        problems.append("raw Hugo shortcode opener in the body")
+    if link is None and "原文" in body[len(article):]:
+        problems.append("原文 block is not a Markdown link")
+    for src in _local_images(article):
+        if not (path.parent / src).is_file():
+            problems.append(f"image {src} is missing")
+    return problems
+
+
+def _split_body(body: str) -> tuple[str, str | None]:
+    body = body.lstrip("\n")
+    match = _SOURCE_LINK.search(body)
+    if not match:
+        return body.rstrip("\n") + "\n", None
+    return body[: match.start()].rstrip("\n") + "\n", match.group("url")
+
+
+def _local_images(html: str) -> list[str]:
+    sources = re.findall(r"<img[^>]*?\ssrc=\"([^\"]+)\"", html)
+    return [unquote(s) for s in sources if not urlsplit(s).scheme and not s.startswith("/")]
+
+
+def verify(archive_dir: Path, *, hugo: bool = False, site: Path | None = None) -> list[Problem]:
+    found = [Problem(_rel(p, archive_dir), m) for p in posts(archive_dir) for m in check_post(p)]
+    if hugo:
+        found += compare_with_hugo(archive_dir, site)
+    return found
+
+
+def compare_with_hugo(archive_dir: Path, site: Path | None = None) -> list[Problem]:
+    with tempfile.TemporaryDirectory(prefix="ingest-verify-") as tmp:
+        out = Path(tmp) / "public"
+        build_site(archive_dir, out, site)
+        pages = rendered_pages(out)
+        problems = []
+        for path in posts(archive_dir):
+            rel = _rel(path, archive_dir)
+            page = pages.get(rel)
+            if page is None:
+                problems.append(Problem(rel, "Hugo rendered no page for this post"))
+                continue
+            problems += [Problem(rel, m) for m in compare_rendered(path, page, out)]
+        return problems
+
+
+def build_site(archive_dir: Path, out: Path, site: Path | None = None) -> None:
+    """Build `archive_dir` with Hugo into `out`, from a copy of `site` (or ours)."""
+    hugo = shutil.which("hugo")
+    if hugo is None:
+        raise IngestError("hugo is not installed: apt-get install hugo (or see gohugo.io)")
+    with tempfile.TemporaryDirectory(prefix="ingest-site-") as tmp:
+        source = Path(tmp) / "site"
+        if site is None:
+            with resources.as_file(resources.files("ingest") / "site") as bundled:
+                shutil.copytree(bundled, source)
+        else:
+            shutil.copytree(site, source)
+        done = subprocess.run(
+            [hugo, "--quiet", "--source", str(source), "--contentDir", str(archive_dir.resolve()),
+             "--destination", str(out.resolve())],
+            capture_output=True, text=True, timeout=1800, check=False,
+        )
+    if done.returncode != 0:
+        raise IngestError(f"hugo failed to build the archive:\n{done.stderr.strip()}")
+
+
+def rendered_pages(out: Path) -> dict[str, Path]:
+    """Post path (as in the archive) → its rendered page, via data-source-file."""
+    pages = {}
+    for page in out.rglob("index.html"):
+        match = re.search(rb'data-source-file="([^"]+)"', page.read_bytes()[:4096])
+        if match:
+            pages[match.group(1).decode()] = page
+    return pages
+
+
+def compare_rendered(post: Path, page: Path, out: Path) -> list[str]:
+    _, body = split_post(post.read_text(encoding="utf-8"))
+    article, link = _split_body(body)
+    expected_html = article + (f'<div><p><a href="{link}">原文</a></p></div>' if link else "")
+    expected = lxml.html.fragment_fromstring(expected_html, create_parent="div")
+    document = lxml.html.document_fromstring(page.read_bytes())
+    content = next((e for e in document.iter("div") if e.get("class") == "post-content"), None)
+    if content is None:
+        return ["rendered page has no post content"]
+    rendered = cast(lxml.html.HtmlElement, content)
+    problems = []
+    if _text(expected) != _text(rendered):
+        problems.append(f"text differs: {_first_difference(_text(expected), _text(rendered))}")
+    if _tags(expected) != _tags(rendered):
+        problems.append("markup differs: Markdown re-interpreted part of the article")
+    if _pre_texts(expected) != _pre_texts(rendered):
+        problems.append("preformatted text differs")
+    if link is not None and not any(a.text_content() == "原文" and _same_url(a.get("href"), link)
+                                    for a in rendered.iter("a")):
+        problems.append("原文 is not rendered as a link to the source")
+    for img in rendered.iter("img"):
+        src = img.get("src", "")
+        if src and not urlsplit(src).scheme and not (page.parent / unquote(src)).is_file() \
+                and not (out / unquote(src).lstrip("/")).is_file():
+            problems.append(f"image {src} does not resolve in the built site")
+    return problems
+
+
+def _same_url(rendered: str | None, markdown: str) -> bool:
+    return rendered is not None and unquote(rendered) == unquote(markdown.replace("\\&", "&"))
+
+
+def _text(element: lxml.html.HtmlElement) -> str:
+    return " ".join(element.text_content().split())
+
+
+def _tags(element: lxml.html.HtmlElement) -> list[str]:
+    return [e.tag for e in element.iter() if isinstance(e.tag, str)][1:]
+
+
+def _pre_texts(element: lxml.html.HtmlElement) -> list[str]:
+    return [e.text_content() for e in element.iter("pre")]
+
+
+def _first_difference(a: str, b: str) -> str:
+    i = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    return f"expected …{a[max(0, i - 30):i + 30]!r}…, rendered …{b[max(0, i - 30):i + 30]!r}…"
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest import archive
+from ingest.errors import ArchiveError
+
+
+def test_36kr_slug_is_the_article_id() -> None:
+    assert archive.slug_for("36kr:2657851737276677", "whatever") == "2657851737276677"
+
+
+def test_title_slug_is_unicode_aware_and_hashed() -> None:
+    slug = archive.slug_for("https://x.example/1", "Sora 新视频: OpenAI's 4天!")
+    assert slug.startswith("sora-新视频-openais-4天-") and len(slug.split("-")[-1]) == 8
+    assert archive.slug_for("k", "") == archive.slug_for("k", "!!!")
+
+
+def test_post_path_uses_the_utc_date() -> None:
+    moment = datetime(2024, 2, 21, 23, 30, tzinfo=UTC)
+    assert archive.post_path(moment, "s") == "2024/02/21/s/index.md"
+
+
+@settings(max_examples=500, deadline=None)
+@given(key=st.text(min_size=1), title=st.text())
+def test_property_slug_is_safe_short_and_stable(key: str, title: str) -> None:
+    slug = archive.slug_for(key, title)
+    assert slug == archive.slug_for(key, title)
+    assert 0 < len(slug.encode()) <= archive.MAX_SLUG_BYTES
+    assert "/" not in slug and "\\" not in slug and "\x00" not in slug
+    assert slug not in (".", "..") and not slug.startswith(".")
+    assert slug == slug.strip() and "\u202e" not in slug
+
+
+def test_write_atomic_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "2024/01/01/x/index.md"
+    archive.write_atomic(target, b"one")
+    archive.write_atomic(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert [p.name for p in target.parent.iterdir()] == ["index.md"]
+    assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_unwritable_archive_is_an_archive_error(tmp_path: Path) -> None:
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(ArchiveError, match="permissions"):
+            archive.write_atomic(tmp_path / "a/index.md", b"x")
+    finally:
+        tmp_path.chmod(0o700)
+
+
+def test_sweep_removes_only_temp_files(tmp_path: Path) -> None:
+    folder = tmp_path / "2024/01/01/x"
+    folder.mkdir(parents=True)
+    (folder / "index.md").write_text("post")
+    (folder / ".index.md.1234abcd.tmp").write_text("half")
+    assert archive.sweep(tmp_path) == 1
+    assert [p.name for p in folder.iterdir()] == ["index.md"]

@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import html
+import re
+
+import lxml.html
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest.clean import clean_html, safe_url
+from ingest.render import escape_shortcodes
+
+BLANK_LINE = re.compile(r"\n[ \t]*\n")
+
+
+def text_of(fragment: str) -> str:
+    if not fragment.strip():
+        return ""
+    return " ".join(lxml.html.fragment_fromstring(fragment, create_parent="div").text_content().split())
+
+
+def pre_texts(fragment: str) -> list[str]:
+    if not fragment.strip():
+        return []
+    root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    return [pre.text_content() for pre in root.iter("pre")]
+
+
+def test_safe_input_keeps_its_bytes() -> None:
+    source = ('<p>Sora新视频，变成“抖音独占”了。</p><p class="image-wrapper"><img src="https://img.'
+              '36krcdn.com/a?x-oss-process=image/format,jpg/interlace,1"/></p><h2><strong>标题</strong>'
+              '</h2><p class="editor-note">本文来自<a href="https://mp.weixin.qq.com/s/x" '
+              'rel="noopener noreferrer nofollow" target="_blank">“量子位”</a>。</p>')
+    assert clean_html(source) == source
+
+
+def test_serialization_matches_the_samples_round_trip() -> None:
+    assert clean_html('<p>a<br>b<img src="x.png" alt=\'say "hi"\'></p>') == \
+        "<p>a<br/>b<img alt='say \"hi\"' src=\"x.png\"/></p>"
+    assert clean_html("<p>&nbsp;&amp;&lt;&gt;&quot;</p>") == '<p>\xa0&amp;&lt;&gt;"</p>'
+
+
+@pytest.mark.parametrize(("source", "forbidden"), [
+    ("<p onclick='x()'>a</p>", "onclick"),
+    ("<script>alert(1)</script><p>a</p>", "alert"),
+    ("<iframe src='https://evil.example'></iframe>", "iframe"),
+    ("<object data='x.swf'></object><embed src='x.swf'>", "swf"),
+    ("<form action='https://evil.example'><input name=q><button>go</button></form>", "evil"),
+    ("<a href='javascript:alert(1)'>x</a>", "javascript"),
+    ("<a href=' JaVa&#x09;ScRiPt:alert(1)'>x</a>", "alert"),
+    ("<a href='vbscript:msgbox'>x</a>", "vbscript"),
+    ("<img src='data:text/html;base64,PHNjcmlwdD4='>", "data:"),
+    ("<svg><script>alert(1)</script><circle onload='x()'/></svg>", "alert"),
+    ("<p style='background:url(javascript:x)'>a</p>", "javascript"),
+    ("<math><maction actiontype='statusline'>x</maction></math>", "maction"),
+    ("<meta http-equiv='refresh' content='0;url=https://evil.example'>", "evil"),
+    ("<base href='https://evil.example/'>", "evil"),
+    ("<style>body{display:none}</style>", "display"),
+])
+def test_nothing_executable_survives(source: str, forbidden: str) -> None:
+    assert forbidden not in clean_html(source + "<p>kept</p>").lower()
+    assert "kept" in clean_html(source + "<p>kept</p>")
+
+
+def test_raster_data_images_survive_other_data_urls_do_not() -> None:
+    assert 'src="data:image/png;base64,AAAA"' in clean_html('<img src="data:image/png;base64,AAAA">')
+    assert "data:" not in clean_html('<a href="data:image/png;base64,AAAA">x</a>')
+
+
+def test_relative_urls_become_absolute() -> None:
+    out = clean_html('<a href="/p/1">a</a><img src="i.png" srcset="i.png 1x, /j.png 2x">',
+                     "https://site.example/post/")
+    assert 'href="https://site.example/p/1"' in out
+    assert 'src="https://site.example/post/i.png"' in out
+    assert 'srcset="https://site.example/post/i.png 1x, https://site.example/j.png 2x"' in out
+
+
+def test_blank_lines_dropped_outside_pre_and_encoded_inside() -> None:
+    out = clean_html("\n\n<p>a</p>\n  \n\n<p>b\n\n c</p><pre>x\n\n\ny\n  \nz</pre>\n\n")
+    assert not BLANK_LINE.search(out)
+    assert out == "<p>a</p>\n  <p>b\n c</p><pre>x\n&#10;\ny\n  &#10;z</pre>"
+    assert pre_texts(out) == ["x\n\n\ny\n  \nz"]
+
+
+def test_newlines_in_attributes_cannot_make_blank_lines() -> None:
+    out = clean_html('<img alt="one\n\ntwo" src="a.png">')
+    assert not BLANK_LINE.search(out) and "one&#10;&#10;two" in out
+
+
+def test_noscript_fallback_kept_only_when_new() -> None:
+    lazy = '<img data-src="https://x/a.jpg"><noscript><img src="https://x/a.jpg"></noscript>'
+    assert clean_html(lazy).count("a.jpg") == 1
+    assert "b.jpg" in clean_html('<noscript><img src="https://x/b.jpg"></noscript>')
+
+
+def test_office_namespaced_tags_keep_their_text() -> None:
+    assert clean_html("<p>in <st1:place>Paris</st1:place><o:p>&nbsp;</o:p></p>") == "<p>in Paris\xa0</p>"
+
+
+def test_nesting_deeper_than_libxml2_allows_keeps_the_text() -> None:
+    deep = "<div>" * 5000 + "deep text" + "</div>" * 5000 + "<p>after &amp; more</p>"
+    out = clean_html(deep)
+    assert text_of(out) == "deep text after & more"
+
+
+def test_safe_url_rejects_obfuscated_schemes() -> None:
+    assert safe_url("\x00java\nscript:alert(1)", None) is None
+    assert safe_url("mailto:a@b.example", None) == "mailto:a@b.example"
+    assert safe_url("#section", "https://x.example/") == "#section"
+
+
+# --- properties ---------------------------------------------------------------------------
+
+TEXT = st.text(alphabet=st.sampled_from(list("ab 中文\n\t{}<%>&_*#`'\"-=[]()!.\xa0")), max_size=40)
+INLINE = ("strong", "em", "span", "a", "code")
+BLOCK = ("p", "div", "blockquote", "li", "h2")
+
+
+def element(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    def wrap(tag: str, inner: list[str]) -> str:
+        return f"<{tag}>{''.join(inner)}</{tag}>"
+
+    return st.one_of(
+        st.builds(wrap, st.sampled_from(INLINE + BLOCK), st.lists(children, max_size=4)),
+        st.builds(lambda t: f"<pre>{html.escape(t, quote=False)}</pre>", TEXT),
+    )
+
+
+FRAGMENT = st.lists(
+    st.recursive(TEXT.map(lambda t: html.escape(t, quote=False)), element, max_leaves=12),
+    max_size=6,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(FRAGMENT)
+def test_property_text_preserved(source: str) -> None:
+    out = clean_html(source)
+    assert text_of(out) == text_of(source)
+    assert pre_texts(out) == pre_texts(source)
+
+
+@settings(max_examples=300, deadline=None)
+@given(FRAGMENT)
+def test_property_never_a_blank_line_and_idempotent(source: str) -> None:
+    out = clean_html(source)
+    assert not BLANK_LINE.search(out)
+    assert clean_html(out) == out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([*"<>/=\"' \n\tab{}%&;:", "script", "onload", "javascript:", "iframe",
+                                 "pre", "p", "svg", "img src", "<!--", "-->"]),
+    max_size=60).map("".join))
+def test_property_hostile_soup_is_safe(source: str) -> None:
+    out = clean_html(source)
+    assert not BLANK_LINE.search(out)
+    parsed = lxml.html.fragment_fromstring(out, create_parent="div") if out.strip() else None
+    if parsed is not None:
+        assert not list(parsed.iter("script", "iframe", "svg"))
+        for el in parsed.iter():
+            assert not any(name.lower().startswith("on") for name in el.attrib)
+            assert not any("javascript:" in v.replace(" ", "").lower() for v in el.attrib.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(FRAGMENT)
+def test_property_no_shortcode_opener_after_escaping(source: str) -> None:
+    out = escape_shortcodes(clean_html(source))
+    assert "{{<" not in out and "{{%" not in out
+    assert text_of(out) == text_of(clean_html(source))

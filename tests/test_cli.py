@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from ingest import __version__
+from ingest.cli import build_parser
+from ingest.config import Config
+from tests.conftest import DATA, Project
+from tests.loopback import Loopback
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+
+
+def options(parser: argparse.ArgumentParser) -> Iterator[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield name
+                yield from options(sub)
+        else:
+            yield from (o for o in action.option_strings if o not in ("-h", "--help"))
+
+
+def config_keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
+    """Every leaf key, and every list of mappings, as the README names them."""
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{field.alias or name}"
+        args = getattr(field.annotation, "__args__", None)
+        inner = args[0] if args else field.annotation
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            yield key
+        elif args is None:  # a nested mapping: only its leaves are keys
+            yield from config_keys(inner, f"{key}.")
+        else:  # a list of mappings (feeds)
+            yield key
+            yield from config_keys(inner, f"{key}[].")
+
+
+def test_every_cli_option_is_documented() -> None:
+    missing = [o for o in options(build_parser()) if f"`{o}" not in README and f" {o}" not in README]
+    assert missing == []
+
+
+def test_every_config_key_is_documented() -> None:
+    missing = [k for k in config_keys(Config) if f"`{k}`" not in README]
+    assert missing == []
+
+
+def test_python_dash_m_is_the_same_program() -> None:
+    done = subprocess.run([sys.executable, "-m", "ingest", "--version"], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == f"ingest {__version__}"
+
+
+def test_run_prints_a_line_per_feed_and_totals(project: Project, server: Loopback) -> None:
+    server.route("/a", (DATA / "feeds" / "36kr-official.xml").read_bytes())
+    project.configure([{"name": "a", "url": server.url("/a")},
+                       {"name": "broken", "url": server.url("/none")}])
+    code, out = project.run("-v", "run")
+    lines = out.splitlines()
+    assert code == 1
+    assert lines[0].startswith("a ") and "2 new, 0 updated, 0 unchanged" in lines[0]
+    assert "new: 2026/03/26/3001000000000001/index.md" in out
+    assert lines[-2].startswith("broken") and "HTTP 404" in lines[-2]
+    assert lines[-1] == "total: 2 new, 0 updated, 0 unchanged, 0 entries failed, 1 of 2 feeds failed"
+
+
+def test_quiet_prints_only_problems(project: Project, server: Loopback) -> None:
+    server.route("/a", (DATA / "feeds" / "36kr-official.xml").read_bytes())
+    project.configure([{"name": "a", "url": server.url("/a")}])
+    assert project.run("-q", "run") == (0, "")
+    project.configure([{"name": "a", "url": server.url("/a")},
+                       {"name": "broken", "url": server.url("/none")}])
+    code, out = project.run("-q", "run")
+    assert code == 1 and out.splitlines()[0].startswith("broken")
+
+
+def test_verify_reports_broken_posts(project: Project, server: Loopback) -> None:
+    server.route("/a", (DATA / "feeds" / "36kr-official.xml").read_bytes())
+    project.configure([{"name": "a", "url": server.url("/a")}])
+    project.run()
+    assert project.run("verify") == (0, "2 posts checked: no problems\n")
+    post = next(project.archive.glob("*/*/*/*/index.md"))
+    post.write_text(post.read_text().replace("<p>", "\n\n<p>", 1))
+    code, out = project.run("verify")
+    assert code == 1 and "blank line inside the article's HTML block" in out

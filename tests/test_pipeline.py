@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import UTC, datetime
+
+import pytest
+
+from ingest.models import Action, Entry, KnownPost
+from ingest.pipeline import decide
+from tests.conftest import DATA, SHARED, Project, front_matter, needs_shared
+from tests.loopback import Loopback
+
+FEEDS = DATA / "feeds"
+WHEN = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def serve(server: Loopback, name: str, **route: object) -> str:
+    server.route(f"/{name}", (FEEDS / name).read_bytes(), **route)
+    return server.url(f"/{name}")
+
+
+def entry(source_hash: str = "h1") -> Entry:
+    return Entry("k", "t", None, WHEN, None, "<p>x</p>", None, source_hash)
+
+
+def known(feed: str = "a", source_hash: str = "h1") -> KnownPost:
+    return KnownPost("k", feed, "2024/01/01/k/index.md", source_hash, WHEN, WHEN)
+
+
+def test_decide() -> None:
+    assert decide(entry(), None, "a") is Action.NEW
+    assert decide(entry(), known(), "a") is Action.UNCHANGED
+    assert decide(entry("h2"), known(), "a") is Action.UPDATED
+    assert decide(entry("h2"), known(feed="b"), "a") is Action.OWNED_ELSEWHERE
+
+
+@needs_shared
+def test_golden_sample_is_reproduced_exactly(project: Project, server: Loopback) -> None:
+    server.route("/feed.xml", (SHARED / "golden" / "feed.xml").read_bytes())
+    project.configure([{"name": "36krai", "url": server.url("/feed.xml")}])
+    code, _ = project.run()
+    assert code == 0
+    ((path, text),) = project.posts().items()
+    assert path == "2024/02/21/2657851737276677/index.md"
+    expected = (SHARED / "golden" / "expected.md").read_text(encoding="utf-8")
+    got_meta, got_body = front_matter(text)
+    want_meta, want_body = front_matter(expected)
+    assert got_body == want_body
+    assert list(got_meta)[: len(want_meta)] == list(want_meta)
+    assert {k: got_meta[k] for k in want_meta} == want_meta
+    assert got_meta["canonicalURL"] == "https://36kr.com/p/2657851737276677"
+
+
+def test_rerun_is_a_no_op_with_conditional_get(project: Project, server: Loopback) -> None:
+    url = serve(server, "36kr-official.xml", etag='"v1"')
+    project.configure([{"name": "36kr", "url": url}])
+    assert project.run()[0] == 0
+    before = project.snapshot()
+    assert len(before) == 2
+    code, out = project.run()
+    assert code == 0 and "not-modified" in out
+    assert server.hits("/36kr-official.xml")[-1].headers["if-none-match"] == '"v1"'
+    assert project.snapshot() == before
+
+
+def test_losing_the_state_duplicates_nothing_and_changes_no_byte(project: Project,
+                                                                  server: Loopback) -> None:
+    urls = [serve(server, name) for name in ("36kr-official.xml", "rss-gpt.xml", "newsflash.xml",
+                                              "atom.xml", "rss092-latin1.xml")]
+    project.configure([{"name": f"f{i}", "url": u} for i, u in enumerate(urls)])
+    assert project.run()[0] == 0
+    before = project.snapshot()
+    shutil.rmtree(project.state_dir)
+    project.clock.advance(days=3)  # undated entries must not move to a new date
+    code, out = project.run()
+    assert code == 0 and "0 new, 0 updated" in out.splitlines()[-1]
+    assert project.snapshot() == before
+
+
+def test_changed_entry_rewrites_the_same_post(project: Project, server: Loopback) -> None:
+    body = (FEEDS / "36kr-official.xml").read_text(encoding="utf-8")
+    route = server.route("/feed", body)
+    project.configure([{"name": "36kr", "url": server.url("/feed")}])
+    project.run()
+    first = project.posts()
+    route.body = body.replace("早上七点", "早上六点半").encode()
+    project.clock.advance(hours=5)
+    code, out = project.run()
+    assert code == 0 and "0 new, 1 updated, 1 unchanged" in out
+    after = project.posts()
+    assert after.keys() == first.keys()
+    path = "2026/03/26/3001000000000001/index.md"
+    meta, body_text = front_matter(after[path])
+    assert "早上六点半" in body_text
+    assert meta["date"] == "Thu, 26 Mar 2026 02:00:00 GMT"
+    assert meta["lastmod"] == "Wed, 25 Nov 2026 14:00:00 GMT"
+
+
+def test_one_failing_feed_fails_alone(project: Project, server: Loopback) -> None:
+    good = serve(server, "36kr-official.xml")
+    captcha = serve(server, "captcha.html", content_type="text/html")
+    project.configure([{"name": "gone", "url": server.url("/missing")},
+                       {"name": "walled", "url": captcha},
+                       {"name": "36kr", "url": good}])
+    code, out = project.run()
+    assert code == 1
+    assert len(project.posts()) == 2
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert "HTTP 404" in lines["gone"] and server.url("/missing") in lines["gone"]
+    assert "bot wall" in lines["walled"] and captcha in lines["walled"]
+    assert "2 new" in lines["36kr"]
+
+
+def test_same_article_in_two_feeds_is_archived_once_by_the_first(project: Project,
+                                                                 server: Loopback) -> None:
+    a = serve(server, "36kr-official.xml")
+    server.route("/copy.xml", (FEEDS / "36kr-official.xml").read_bytes())
+    project.configure([{"name": "first", "url": a}, {"name": "second", "url": server.url("/copy.xml")}])
+    project.run()
+    posts = project.posts()
+    assert len(posts) == 2
+    assert all(front_matter(t)[0]["categories"] == ["first"] for t in posts.values())
+
+
+def test_feed_shapes_archive_one_post_per_item(project: Project, server: Loopback) -> None:
+    names = ["36kr-official.xml", "rss-gpt.xml", "newsflash.xml", "official-2016.xml",
+             "entity-escaped.xml", "double-cdata.xml", "empty.xml", "atom.xml", "rss1.xml",
+             "rss092-latin1.xml", "latin1-undeclared.xml", "gb2312.xml", "markdown-traps.xml"]
+    project.configure([{"name": n.removesuffix(".xml"), "url": serve(server, n)} for n in names])
+    code, out = project.run()
+    assert code == 0, out
+    counts = {line.split()[0]: line for line in out.splitlines()[:-1]}
+    assert "2 new" in counts["36kr-official"] and "3 new" in counts["rss-gpt"]
+    assert "0 new" in counts["empty"] and "3 new" in counts["atom"]
+    assert len(project.posts()) == 2 + 3 + 2 + 1 + 1 + 1 + 0 + 3 + 1 + 1 + 1 + 1 + 1
+
+
+@pytest.mark.parametrize("feed", ["36kr-official.xml", "rss-gpt.xml", "markdown-traps.xml"])
+def test_sample_feeds_give_their_expected_posts(project: Project, server: Loopback, feed: str) -> None:
+    project.configure([{"name": "sample", "url": serve(server, feed)}], summary="auto")
+    project.run()
+    expected_dir = DATA / "expected" / feed.removesuffix(".xml")
+    if os.environ.get("UPDATE_EXPECTED"):  # after an intended change: review the diff, commit
+        shutil.rmtree(expected_dir, ignore_errors=True)
+        shutil.copytree(project.archive, expected_dir)
+    expected = {p.relative_to(expected_dir).as_posix(): p.read_text(encoding="utf-8")
+                for p in sorted(expected_dir.rglob("index.md"))}
+    assert project.posts() == expected
