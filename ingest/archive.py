@@ -8,8 +8,8 @@ Unicode slug of the title plus 8 hex digits of the entry's identity, at most
 
 Writes go to a hidden temp file in the post's folder, are fsynced, then
 renamed over the post, so a reader (or a crash) sees the old post or the new
-one, never half of one. Hugo ignores the hidden temp files; `sweep` removes
-those a killed run left behind.
+one, never half of one. Hugo ignores the hidden temp files; `recover_post`
+removes those a killed run left behind (the state knows which folders).
 """
 
 from __future__ import annotations
@@ -100,26 +100,40 @@ def _describe_os_error(path: Path, exc: OSError) -> str:
     return f"cannot write {path}: {exc}"
 
 
-def sweep(archive_dir: Path) -> int:
-    """Remove temp files a killed run left in the tree; return how many."""
-    removed = 0
-    for temp in archive_dir.glob(f"*/*/*/*/.*{TEMP_SUFFIX}"):
+def check_writable(archive_dir: Path) -> None:
+    """Fail before any work if posts cannot be written at all."""
+    write_atomic(archive_dir / ".ingest-write-check", b"")
+    (archive_dir / ".ingest-write-check").unlink()
+
+
+def recover_post(archive_dir: Path, path: str) -> KnownPost | None:
+    """After a killed run: clean the post's folder of temp files; the post, if it is whole."""
+    target = archive_dir / path
+    folder = target.parent
+    for temp in folder.glob(f".*{TEMP_SUFFIX}"):
         temp.unlink(missing_ok=True)
-        removed += 1
-    return removed
+    if target.exists():
+        return read_post(target, path)
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+    return None
 
 
 def read_posts(archive_dir: Path) -> Iterator[KnownPost]:
     """Every post ingest wrote, from its front matter (the archive is the truth)."""
     for path in sorted(archive_dir.glob("*/*/*/*/index.md")):
-        try:
-            meta = frontmatter.load(path).metadata
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError) as exc:
-            log.warning("skipping unreadable post %s: %s", path, exc)
-            continue
-        known = _known_post(meta, path.relative_to(archive_dir).as_posix())
+        known = read_post(path, path.relative_to(archive_dir).as_posix())
         if known:
             yield known
+
+
+def read_post(file: Path, path: str) -> KnownPost | None:
+    try:
+        meta = frontmatter.load(file).metadata
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError) as exc:
+        log.warning("skipping unreadable post %s: %s", file, exc)
+        return None
+    return _known_post(meta, path)
 
 
 def _known_post(meta: dict[str, object], path: str) -> KnownPost | None:

@@ -1,10 +1,8 @@
 """Entry → Article: the content chosen, cleaned and summarized; dates and URLs fixed.
 
-Dates: a post is dated by the entry's publish date, else its updated date,
-else the time the entry was first seen (kept in the state, so a rerun files
-it in the same place). An archived post keeps its date and path for good;
-`lastmod` moves on when the entry changes: to the feed's updated date when
-that is newer, else to the time of the run that saw the change.
+`lastmod` starts at the post's date (or the feed's updated date, if later) and
+moves on when the entry changes: to the feed's updated date when that is
+newer, else to the time of the run that saw the change.
 """
 
 from __future__ import annotations
@@ -21,12 +19,11 @@ from ingest.sources import kr36
 
 
 def build_article(entry: Entry, settings: FeedSettings, known: KnownPost | None,
-                  first_seen: datetime | None, fetcher: Fetcher,
-                  clock: Callable[[], datetime]) -> Article:
+                  date: datetime, fetcher: Fetcher, clock: Callable[[], datetime]) -> Article:
+    """The article of `entry`, to be filed under `date` (see pipeline.post_date)."""
     head, raw_article = summary.split_block(entry.content)
     article_html = clean_html(raw_article, base_url=entry.link)
     block_head = _block_head(settings.summary, head, article_html)
-    date = known.date if known else entry.published or entry.updated or first_seen or clock()
     return Article(
         key=entry.key,
         title=entry.title,

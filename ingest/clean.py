@@ -47,7 +47,7 @@ _VOID = frozenset({
 })
 URL_ATTRS = frozenset({
     "href", "src", "action", "poster", "background", "cite", "longdesc", "lowsrc", "dynsrc",
-    "usemap", "data", "codebase", "xlink:href", "ping", "manifest", "profile", "icon",
+    "usemap", "data", "codebase", "ping", "manifest", "profile", "icon",
     "data-src", "data-original", "data-href", "data-url", "data-lazy-src", "data-actualsrc",
 })
 _DROP_ATTRS = frozenset({"formaction", "srcdoc", "http-equiv", "autofocus", "is"})
@@ -55,6 +55,7 @@ _SAFE_SCHEMES = frozenset({"http", "https", "mailto", "tel", "ftp"})
 _RASTER_DATA = re.compile(r"data:image/(?:png|gif|jpeg|jpg|webp|avif);", re.IGNORECASE)
 _STYLE_DANGER = re.compile(r"expression|javascript:|vbscript:|url\s*\(|behavior|binding|@import",
                            re.IGNORECASE)
+_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][-A-Za-z0-9_.]*$")  # what lxml can set back
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):")
 _INVISIBLE = re.compile(r"[\x00-\x20\x7f]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
@@ -114,25 +115,28 @@ def _resolve_noscript(root: lxml.html.HtmlElement, noscript: lxml.html.HtmlEleme
 
 
 def _sanitize_attributes(element: lxml.html.HtmlElement, base_url: str | None) -> None:
-    attrib = element.attrib
-    for name in list(attrib):
-        value = attrib[name]
-        lowered = name.lower()
-        dangerous_style = lowered == "style" and _STYLE_DANGER.search(value)
-        if lowered.startswith("on") or lowered in _DROP_ATTRS or dangerous_style:
-            del attrib[name]
-        elif lowered in URL_ATTRS:
-            url = safe_url(value, base_url, image=element.tag == "img")
-            if url is None:
-                del attrib[name]
-            elif url != value:
-                attrib[name] = url
-        elif lowered in ("srcset", "data-srcset"):
-            kept = safe_srcset(value, base_url)
-            if kept:
-                attrib[name] = kept
-            else:
-                del attrib[name]
+    items = element.items()
+    kept = [(name, value) for name, value in
+            (_safe_attribute(element.tag, name, value, base_url) for name, value in items)
+            if value is not None]
+    if kept != items:
+        element.attrib.clear()
+        for name, value in kept:
+            element.set(name, value)
+
+
+def _safe_attribute(tag: str, name: str, value: str, base_url: str | None) -> tuple[str, str | None]:
+    """The attribute as it may stay, its value None when it must go."""
+    lowered = name.lower()
+    if not _ATTRIBUTE_NAME.match(name) or lowered.startswith("on") or lowered in _DROP_ATTRS:
+        return name, None
+    if lowered == "style" and _STYLE_DANGER.search(value):
+        return name, None
+    if lowered in URL_ATTRS:
+        return name, safe_url(value, base_url, image=tag == "img")
+    if lowered in ("srcset", "data-srcset"):
+        return name, safe_srcset(value, base_url) or None
+    return name, value
 
 
 def safe_url(value: str, base_url: str | None, *, image: bool = False) -> str | None:

@@ -17,13 +17,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ingest import __version__, verify
+from ingest import __version__, archive, verify
 from ingest.config import Config, load_config
 from ingest.errors import IngestError
 from ingest.fetch import USER_AGENT, Fetcher, Policy, make_client
 from ingest.models import FeedResult, FeedStatus, Outcome, RunReport
 from ingest.pipeline import Run
-from ingest.state import open_state
+from ingest.state import RunLock, open_state, recover
 
 Clock = Callable[[], datetime]
 
@@ -41,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="print only problems")
     parser.add_argument("--version", action="version", version=f"ingest {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("run", help="poll every feed once and archive new and changed entries")
+    run = commands.add_parser("run", help="poll every feed once and archive new and changed entries")
+    run.add_argument("--force", action="store_true",
+                     help="also poll feeds that are backing off after failing run after run")
+    commands.add_parser("reindex", help="rebuild the state database from the archive")
     verify = commands.add_parser("verify", help="check that every archived post renders intact")
     verify.add_argument("--hugo", action="store_true",
                         help="also build the archive with Hugo and compare every page")
@@ -59,24 +62,41 @@ def main(argv: Sequence[str] | None = None, *, client: httpx.Client | None = Non
         config = load_config(args.config)
         if args.command == "verify":
             return _verify(config, args, out)
-        return _run(config, args, client, clock, out)
+        with RunLock(config.state_dir, args.command, clock()):
+            if args.command == "reindex":
+                return _reindex(config, out)
+            return _run(config, args, client, clock, out)
     except IngestError as exc:
         print(f"ingest: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("ingest: interrupted; nothing is lost, the next run carries on", file=sys.stderr)
+        return 130
 
 
 def _run(config: Config, args: argparse.Namespace, client: httpx.Client | None, clock: Clock,
          out: TextIO) -> int:
     policy = _policy(config)
+    archive.check_writable(config.archive_dir)
     state = open_state(config.state_dir, config.archive_dir)
     try:
+        recover(state, config.archive_dir)
         with client or make_client(policy) as http:
             run = Run(config, state, Fetcher(http, policy), clock)
-            report = run.execute(tuple(config.for_feed(f) for f in config.feeds))
+            report = run.execute(tuple(config.for_feed(f) for f in config.feeds), force=args.force)
     finally:
         state.close()
     print_report(report, out, verbose=args.verbose > 0, quiet=args.quiet)
     return report.exit_code
+
+
+def _reindex(config: Config, out: TextIO) -> int:
+    state = open_state(config.state_dir, config.archive_dir, fresh=True)
+    try:
+        print(f"state rebuilt from {config.archive_dir}: {state.count_entries()} posts", file=out)
+    finally:
+        state.close()
+    return 0
 
 
 def _verify(config: Config, args: argparse.Namespace, out: TextIO) -> int:

@@ -124,7 +124,7 @@ class Fetcher:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Retryable) and exc.retry_after is not None:
             return min(exc.retry_after, self._policy.max_retry_after)
-        return float(wait_exponential_jitter(initial=self._policy.backoff, max=30,
+        return float(wait_exponential_jitter(multiplier=self._policy.backoff, max=30,
                                              jitter=self._policy.backoff)(state))
 
     def _attempt(self, url: str, headers: dict[str, str], max_bytes: int,
@@ -134,9 +134,11 @@ class Fetcher:
             try:
                 return self._exchange(url, headers, max_bytes, payload)
             except httpx.TimeoutException as exc:
-                raise _Retryable(FetchError(url, f"timed out ({type(exc).__name__})")) from None
+                raise _Retryable(FetchError(url, f"timed out ({type(exc).__name__}); the server is slow or "
+                                                 "unreachable, tried again next run")) from None
             except httpx.TransportError as exc:
-                raise _Retryable(FetchError(url, f"connection failed: {exc or type(exc).__name__}")) from None
+                raise _Retryable(FetchError(url, f"could not connect: {exc or type(exc).__name__}; check the "
+                                                 "host name and the network, tried again next run")) from None
 
     def _exchange(self, url: str, headers: dict[str, str], max_bytes: int,
                   payload: object) -> Response:
@@ -146,7 +148,7 @@ class Fetcher:
                                  timeout=self._policy.timeout) as r:
             if r.status_code in RETRY_STATUSES:
                 raise _Retryable(HTTPStatusError(url, r.status_code, "the server is failing or busy; "
-                                                 "tried again within the retry budget"),
+                                                 "gave up after retrying, tried again next run"),
                                  _retry_after(r.headers.get("Retry-After")))
             if r.status_code == 304:
                 return Response(str(r.url), 304, "", b"", _validators(r.headers))
@@ -161,8 +163,8 @@ class Fetcher:
         if "html" in content_type or sniff.looks_like_html(body):
             marker = sniff.challenge_marker(body)
             if marker:
-                raise BlockedError(url, f"a bot wall answered (marker {marker!r}); "
-                                        "not archived, tried again next run")
+                raise BlockedError(url, f"a bot wall answered (marker {marker!r}): ingest never solves "
+                                        "challenges; nothing archived, tried again next run")
         return Response(str(r.url), r.status_code, content_type, body, _validators(r.headers))
 
     def _read_capped(self, r: httpx.Response, url: str, max_bytes: int,

@@ -1,17 +1,23 @@
 """One run: poll every feed, archive what is new or changed, report per feed.
 
 Threads do the slow parts (HTTP, parsing, cleaning, writing); the main thread
-alone reads and writes the state and decides, entry by entry, what to do, so
-one key is never archived twice in a run. A feed's validators and its
-entries' records are committed together, after its posts are on disk: a run
+alone reads and writes the state and decides, entry by entry, what to do and
+where its post goes, so one key is never archived twice in a run.
+
+For each feed, in one transaction each: the paths about to be written are
+journalled (`pending`); then, once its posts are on disk, they are recorded
+with the feed's new validators and the journal entries are cleared. A run
 killed at any point leaves work that the next run redoes, never work lost.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import queue
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -34,13 +40,14 @@ from ingest.models import (
     Validators,
 )
 from ingest.parse import parse_feed
-from ingest.render import render_post
+from ingest.render import StaticKeys, render_post
 from ingest.state import State
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5"
+FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, "
+               "*/*;q=0.5")
 # Failures that no other feed or entry could survive: they end the run (exit 2).
 FATAL = (ArchiveError, StateError)
 
@@ -54,6 +61,16 @@ def decide(entry: Entry, known: KnownPost | None, feed: str) -> Action:
     if known.source_hash == entry.source_hash:
         return Action.UNCHANGED
     return Action.UPDATED
+
+
+def post_date(entry: Entry, known: KnownPost | None, first_seen: datetime | None) -> datetime:
+    """A post's date: kept once archived; else published, updated, or first seen."""
+    if known is not None:
+        return known.date
+    date = entry.published or entry.updated or first_seen
+    if date is None:
+        raise ValueError(f"undated entry {entry.key} has no first-seen time")
+    return date
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +109,61 @@ class _Feed:
     poll: FeedPoll | None = None
     results: list[EntryResult] = field(default_factory=list)
     posts: list[KnownPost] = field(default_factory=list)
+    journalled: list[str] = field(default_factory=list)
     waiting: int = 0
+    record: bool = True
     result: FeedResult | None = None
+
+
+class _Work:
+    """A thread pool fed at most `limit` tasks at a time, answering as tasks finish.
+
+    Waiting on a queue costs O(1) per finished task where `concurrent.futures.wait`
+    over all pending futures costs O(pending); holding back the rest keeps memory
+    flat however many entries a feed brings.
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor, limit: int) -> None:
+        self._pool = pool
+        self._limit = limit
+        self._running = 0
+        self._backlog: deque[tuple[_Tag, Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._done: queue.SimpleQueue[tuple[_Tag, Future[Any]]] = queue.SimpleQueue()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._running or self._backlog)
+
+    def submit(self, tag: _Tag, fn: Callable[..., Any], *args: Any) -> None:
+        self._backlog.append((tag, fn, args))
+        self._fill()
+
+    def next_done(self) -> tuple[_Tag, Future[Any]]:
+        tag, future = self._done.get()
+        self._running -= 1
+        self._fill()
+        return tag, future
+
+    def _fill(self) -> None:
+        while self._backlog and self._running < self._limit:
+            tag, fn, args = self._backlog.popleft()
+            future = self._pool.submit(fn, *args)
+            self._running += 1
+            future.add_done_callback(functools.partial(self._finished, tag))
+
+    def _finished(self, tag: _Tag, future: Future[Any]) -> None:
+        self._done.put((tag, future))
+
+
+_Tag = tuple[int, "Entry | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    entry: Entry
+    known: KnownPost | None
+    date: datetime
+    path: str
 
 
 class Run:
@@ -105,8 +175,10 @@ class Run:
         self.fetcher = fetcher
         self.clock = clock
         self._claimed: set[str] = set()
+        self._static = StaticKeys(config.front_matter)
+        self._work: _Work
 
-    def execute(self, feeds: tuple[FeedSettings, ...]) -> RunReport:
+    def execute(self, feeds: tuple[FeedSettings, ...], *, force: bool = False) -> RunReport:
         started = self.clock()
         jobs = [_Feed(settings) for settings in feeds]
         # Polls finish in any order but are handled in config order, so that when two
@@ -114,24 +186,27 @@ class Run:
         polled: dict[int, FeedPoll] = {}
         handled = 0
         with ThreadPoolExecutor(self.config.http.workers, thread_name_prefix="ingest") as pool:
-            pending: dict[Future[Any], tuple[int, Entry | None]] = {
-                pool.submit(poll_feed, self.fetcher, job.settings,
-                            self.state.validators(job.settings.feed.url),
-                            self.config.http.max_feed_bytes): (index, None)
-                for index, job in enumerate(jobs)
-            }
+            self._work = _Work(pool, self.config.http.workers * 4)
+            for index, job in enumerate(jobs):
+                waiting = None if force else self._backing_off(job)
+                if waiting is not None:
+                    polled[index] = waiting
+                    job.record = False
+                    continue
+                self._work.submit((index, None), poll_feed, self.fetcher, job.settings,
+                                  self.state.validators(job.settings.feed.url),
+                                  self.config.http.max_feed_bytes)
             try:
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        index, entry = pending.pop(future)
+                while self._work.busy or handled in polled:
+                    if self._work.busy:
+                        (index, entry), future = self._work.next_done()
                         if entry is None:
                             polled[index] = future.result()
                         else:
                             self._archived(jobs[index], entry, future)
                             self._finish_if_done(jobs[index])
                     while handled in polled:
-                        self._polled(jobs[handled], handled, polled.pop(handled), pool, pending)
+                        self._polled(jobs[handled], handled, polled.pop(handled))
                         self._finish_if_done(jobs[handled])
                         handled += 1
             except BaseException:
@@ -140,47 +215,59 @@ class Run:
         return RunReport(started=started, finished=self.clock(),
                          feeds=tuple(job.result for job in jobs if job.result))
 
-    def _polled(self, job: _Feed, index: int, poll: FeedPoll, pool: ThreadPoolExecutor,
-                pending: dict[Future[Any], tuple[int, Entry | None]]) -> None:
+    def _backing_off(self, job: _Feed) -> FeedPoll | None:
+        """A feed failing run after run is polled less and less often, never dropped."""
+        failures, due, last_error = self.state.backoff(job.settings.feed.url)
+        if due is None or self.clock() >= due:
+            return None
+        return FeedPoll(FeedStatus.ERROR, error=(
+            f"failed {failures} runs in a row, next try after {due:%Y-%m-%d %H:%M} UTC "
+            f"(`ingest run --force` tries now); last error: {last_error}"))
+
+    def _polled(self, job: _Feed, index: int, poll: FeedPoll) -> None:
         job.poll = poll
         if poll.parsed is None:
             return
         entries = poll.parsed.entries
         known = self.state.known(e.key for e in entries)
-        first_seen = self._first_seen([e for e in entries if e.key not in known])
         name = job.settings.feed.name
+        work: list[tuple[Entry, KnownPost | None]] = []
         for entry in entries:
             action = decide(entry, known.get(entry.key), name)
             if action in (Action.NEW, Action.UPDATED) and entry.key in self._claimed:
                 action = Action.OWNED_ELSEWHERE  # the same article twice in this run
-            if action in (Action.UNCHANGED, Action.OWNED_ELSEWHERE):
-                job.results.append(EntryResult(entry.key, entry.title, Outcome.UNCHANGED,
-                                               known[entry.key].path if entry.key in known else None))
-                continue
-            self._claimed.add(entry.key)
-            job.waiting += 1
-            future = pool.submit(self._archive_entry, entry, job.settings, known.get(entry.key),
-                                 first_seen.get(entry.key))
-            pending[future] = (index, entry)
-
-    def _first_seen(self, entries: list[Entry]) -> dict[str, datetime]:
-        """When undated entries were first seen: it dates their posts, so it is kept."""
-        undated = [e.key for e in entries if e.published is None and e.updated is None]
-        if not undated:
-            return {}
+            if action in (Action.NEW, Action.UPDATED):
+                self._claimed.add(entry.key)
+                work.append((entry, known.get(entry.key)))
+            else:
+                path = known[entry.key].path if entry.key in known else None
+                job.results.append(EntryResult(entry.key, entry.title, Outcome.UNCHANGED, path))
+        if not work:
+            return
+        undated = [e.key for e, k in work if k is None and e.published is None and e.updated is None]
         with self.state.transaction():
-            return self.state.first_seen(undated, self.clock())
+            first_seen = self.state.first_seen(undated, self.clock()) if undated else {}
+            planned = [self._plan(entry, known_post, first_seen.get(entry.key))
+                       for entry, known_post in work]
+            self.state.add_pending((p.entry.key, p.path) for p in planned)
+        job.journalled = [p.entry.key for p in planned]
+        for plan in planned:
+            job.waiting += 1
+            self._work.submit((index, plan.entry), self._archive_entry, plan, job.settings)
 
-    def _archive_entry(self, entry: Entry, settings: FeedSettings, known: KnownPost | None,
-                       first_seen: datetime | None) -> tuple[KnownPost, Outcome]:
-        article = build_article(entry, settings, known, first_seen, self.fetcher, self.clock)
-        path = known.path if known else archive.post_path(
-            article.date, archive.slug_for(article.key, article.title))
-        text = render_post(article, self.config.front_matter)
-        archive.write_atomic(self.config.archive_dir / path, text.encode())
-        post = KnownPost(key=article.key, feed=settings.feed.name, path=path,
+    @staticmethod
+    def _plan(entry: Entry, known: KnownPost | None, first_seen: datetime | None) -> _Job:
+        date = post_date(entry, known, first_seen)
+        path = known.path if known else archive.post_path(date, archive.slug_for(entry.key, entry.title))
+        return _Job(entry, known, date, path)
+
+    def _archive_entry(self, job: _Job, settings: FeedSettings) -> tuple[KnownPost, Outcome]:
+        article = build_article(job.entry, settings, job.known, job.date, self.fetcher, self.clock)
+        text = render_post(article, self._static)
+        archive.write_atomic(self.config.archive_dir / job.path, text.encode())
+        post = KnownPost(key=article.key, feed=settings.feed.name, path=job.path,
                          source_hash=article.source_hash, date=article.date, lastmod=article.lastmod)
-        return post, Outcome.UPDATED if known else Outcome.NEW
+        return post, Outcome.UPDATED if job.known else Outcome.NEW
 
     def _archived(self, job: _Feed, entry: Entry, future: Future[tuple[KnownPost, Outcome]]) -> None:
         job.waiting -= 1
@@ -206,11 +293,13 @@ class Run:
         result = FeedResult(name=feed.name, url=feed.url, status=job.poll.status,
                             http_status=job.poll.http_status, entries=tuple(job.results),
                             error=job.poll.error)
-        # Validators are kept only when nothing failed: a failed entry must come back.
-        keep = job.poll.validators if not result.failed else None
-        with self.state.transaction():
-            for post in job.posts:
-                self.state.record_post(post)
-            self.state.record_feed(result, keep, self.clock())
+        if job.record:
+            # Validators are kept only when nothing failed: a failed entry must come back.
+            keep = job.poll.validators if not result.failed else None
+            with self.state.transaction():
+                for post in job.posts:
+                    self.state.record_post(post)
+                self.state.clear_pending(job.journalled)
+                self.state.record_feed(result, keep, self.clock())
         job.result = result
         log.info("%s: %s", feed.name, result.status.value)

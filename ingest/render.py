@@ -46,13 +46,27 @@ def front_matter(article: Article, static: Mapping[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def render_post(article: Article, static: Mapping[str, Any]) -> str:
-    meta = yaml.dump(front_matter(article, static), Dumper=_Dumper, sort_keys=False,
-                     allow_unicode=True, default_flow_style=False, width=1 << 20)
+class StaticKeys:
+    """The static front matter, as YAML text made once for every post of a run."""
+
+    def __init__(self, keys: Mapping[str, Any]) -> None:
+        self.keys = dict(keys)
+        self.text = _yaml(self.keys) if self.keys else ""
+
+
+def render_post(article: Article, static: StaticKeys) -> str:
+    generated = front_matter(article, {})
+    head = {k: generated.pop(k) for k in ("title", "categories", "date", "lastmod")}
+    meta = _yaml(head) + static.text + _yaml(generated)
     body = f"<div>\n\n{article.block_html}\n</div>\n\n"
     if article.source_url:
         body += f"<div>\n\n[原文]({markdown_url(article.source_url)})\n\n</div>\n\n"
     return f"---\n{meta}---\n\n{escape_shortcodes(body)}"
+
+
+def _yaml(mapping: Mapping[str, Any]) -> str:
+    return str(yaml.dump(mapping, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+                         default_flow_style=False, width=1 << 20))
 
 
 def escape_shortcodes(text: str) -> str:

@@ -1,33 +1,53 @@
-"""What runs remember between them, in SQLite (WAL) under state_dir.
+"""What runs remember between them, in SQLite (WAL) under state_dir, and who is running.
 
-    feeds    url → validators (ETag, Last-Modified) and the last poll's outcome
-    entries  entry key → post path, source hash, dates, owning feed
+    feeds       url → validators, the last poll's outcome, consecutive failures
+    entries     entry key → post path, source hash, dates, owning feed
     first_seen  entry key → when an undated entry was first seen (its post's date)
+    pending     entry key → post path, for posts being written right now
 
 The state is a cache of the archive, never the only copy of anything: when
-the database is missing (a CI runner without its cache), `open_state`
-rebuilds the entries from the archive's front matter, so nothing is
-duplicated and no byte of the archive changes. Only the main thread of a run
-touches the state; each feed's results are committed in one transaction.
+the database is missing or unreadable, it is rebuilt from the posts' front
+matter, so nothing is duplicated and no byte of the archive changes.
+
+A post is recorded in `entries` only after it is on disk. Before posts are
+written their paths go to `pending`, committed; a run killed mid-write leaves
+them there, and the next run (`recover`) cleans those folders of temp files
+and records what reached the disk. No scan of the archive is ever needed.
+
+Only one run at a time: `RunLock` holds an exclusive flock on state_dir/lock
+(released by the kernel if the holder dies, so a killed run's lock is simply
+taken over) and records who holds it, for the message a second run prints.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
+import os
+import socket
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import TracebackType
 
 from ingest import archive
-from ingest.errors import StateError
+from ingest.errors import LockError, StateError
 from ingest.models import FeedResult, FeedStatus, KnownPost, Validators
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "state.sqlite3"
+LOCK_NAME = "lock"
 SCHEMA_VERSION = 1
+BUSY_TIMEOUT = 10.0
+# A feed failing this many runs in a row waits before its next poll: 30 minutes,
+# doubling with each further failure, never more than a day.
+BACKOFF_AFTER = 3
+BACKOFF_FIRST = timedelta(minutes=30)
+BACKOFF_MAX = timedelta(days=1)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feeds (
     url TEXT PRIMARY KEY,
@@ -53,12 +73,17 @@ CREATE TABLE IF NOT EXISTS first_seen (
     key TEXT PRIMARY KEY,
     at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS pending (
+    key TEXT PRIMARY KEY,
+    path TEXT NOT NULL
+);
 """
 
 
 class State:
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._db = connection
+        self.path = path
 
     def close(self) -> None:
         self._db.close()
@@ -69,11 +94,20 @@ class State:
             with self._db:
                 yield
         except sqlite3.Error as exc:
-            raise StateError(f"state database write failed: {exc}") from exc
+            raise _state_error(self.path, exc) from exc
 
     def validators(self, url: str) -> Validators:
-        row = self._db.execute("SELECT etag, last_modified FROM feeds WHERE url = ?", (url,)).fetchone()
+        row = self._query("SELECT etag, last_modified FROM feeds WHERE url = ?", (url,)).fetchone()
         return Validators(*row) if row else Validators()
+
+    def backoff(self, url: str) -> tuple[int, datetime | None, str | None]:
+        """(consecutive failures, when the next poll is due, the last error) of a feed."""
+        row = self._query("SELECT failures, last_attempt, last_error FROM feeds WHERE url = ?",
+                          (url,)).fetchone()
+        if not row or row[0] < BACKOFF_AFTER or not row[1]:
+            return (row[0] if row else 0), None, row[2] if row else None
+        wait = min(BACKOFF_FIRST * 2 ** (row[0] - BACKOFF_AFTER), BACKOFF_MAX)
+        return row[0], datetime.fromisoformat(row[1]) + wait, row[2]
 
     def record_feed(self, result: FeedResult, validators: Validators | None, now: datetime) -> None:
         """Store a poll's outcome; validators only when every entry was archived."""
@@ -96,18 +130,10 @@ class State:
                              (validators.etag, validators.last_modified, result.url))
 
     def known(self, keys: Iterable[str]) -> dict[str, KnownPost]:
-        wanted = list(dict.fromkeys(keys))
-        found: dict[str, KnownPost] = {}
-        for start in range(0, len(wanted), 500):  # stay under SQLite's variable limit
-            chunk = wanted[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self._db.execute(
-                f"SELECT key, feed, path, source_hash, date, lastmod FROM entries WHERE key IN ({marks})",
-                chunk,
-            ):
-                found[row[0]] = KnownPost(row[0], row[1], row[2], row[3],
-                                          datetime.fromisoformat(row[4]), datetime.fromisoformat(row[5]))
-        return found
+        columns = "key, feed, path, source_hash, date, lastmod"
+        return {row[0]: KnownPost(row[0], row[1], row[2], row[3], datetime.fromisoformat(row[4]),
+                                  datetime.fromisoformat(row[5]))
+                for row in self._select_in(f"SELECT {columns} FROM entries WHERE key IN", keys)}
 
     def record_post(self, post: KnownPost) -> None:
         self._db.execute(
@@ -121,36 +147,101 @@ class State:
     def first_seen(self, keys: list[str], now: datetime) -> dict[str, datetime]:
         self._db.executemany("INSERT OR IGNORE INTO first_seen (key, at) VALUES (?, ?)",
                              [(key, _iso(now)) for key in keys])
-        marks = ",".join("?" * len(keys))
-        rows = self._db.execute(f"SELECT key, at FROM first_seen WHERE key IN ({marks})", keys)
-        return {key: datetime.fromisoformat(at) for key, at in rows}
+        return {key: datetime.fromisoformat(at)
+                for key, at in self._select_in("SELECT key, at FROM first_seen WHERE key IN", keys)}
+
+    def add_pending(self, paths: Iterable[tuple[str, str]]) -> None:
+        self._db.executemany("INSERT OR REPLACE INTO pending (key, path) VALUES (?, ?)", paths)
+
+    def clear_pending(self, keys: Iterable[str]) -> None:
+        self._db.executemany("DELETE FROM pending WHERE key = ?", [(k,) for k in keys])
+
+    def pending(self) -> list[tuple[str, str]]:
+        return list(self._query("SELECT key, path FROM pending ORDER BY path"))
+
+    def feeds(self) -> list[dict[str, object]]:
+        cursor = self._query("SELECT * FROM feeds ORDER BY name")
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
 
     def count_entries(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
+        return int(self._query("SELECT count(*) FROM entries").fetchone()[0])
+
+    def _query(self, sql: str, params: Iterable[object] = ()) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, tuple(params))
+        except sqlite3.Error as exc:
+            raise _state_error(self.path, exc) from exc
+
+    def _select_in(self, sql: str, keys: Iterable[str]) -> Iterator[tuple[str, ...]]:
+        wanted = list(dict.fromkeys(keys))
+        for start in range(0, len(wanted), 500):  # stay under SQLite's variable limit
+            chunk = wanted[start:start + 500]
+            yield from self._query(f"{sql} ({','.join('?' * len(chunk))})", chunk)
 
 
-def open_state(state_dir: Path, archive_dir: Path) -> State:
-    """Open (creating if needed) the state; a new state is rebuilt from the archive."""
+def open_state(state_dir: Path, archive_dir: Path, *, fresh: bool = False) -> State:
+    """Open the state, creating it; a new or unreadable one is rebuilt from the archive.
+
+    With `fresh`, the current database is set aside first (``ingest reindex``).
+    """
     path = state_dir / DB_NAME
-    fresh = not path.exists()
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(path, timeout=10, isolation_level=None)
+    except OSError as exc:
+        raise StateError(f"cannot create state_dir {state_dir}: {exc.strerror}") from exc
+    if fresh and path.exists():
+        _set_aside(path, "bak")
+    rebuild_needed = not path.exists()
+    try:
+        connection = _connect(path)
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError):  # locked, permissions, I/O: not ours to fix
+            raise _state_error(path, exc) from exc
+        log.warning("state database %s is unreadable (%s): rebuilding it from the archive", path, exc)
+        _set_aside(path, "corrupt")
+        connection = _connect(path)
+        rebuild_needed = True
+    state = State(connection, path)
+    if rebuild_needed:
+        rebuild(state, archive_dir)
+    return state
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None,
+                                 check_same_thread=False)
+    try:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
-        connection.isolation_level = "DEFERRED"
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, SCHEMA_VERSION):
             raise StateError(f"{path}: made by a newer ingest (schema {version}); upgrade ingest")
-        with connection:
-            connection.executescript(_SCHEMA)
-            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    except (OSError, sqlite3.Error) as exc:
-        raise StateError(f"cannot open the state database {path}: {exc}") from exc
-    state = State(connection)
-    if fresh:
-        rebuild(state, archive_dir)
-    return state
+        connection.executescript(_SCHEMA)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.isolation_level = "DEFERRED"
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _set_aside(path: Path, why: str) -> None:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    path.replace(path.with_name(f"{path.name}.{why}-{stamp}"))
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+def _state_error(path: Path, exc: sqlite3.Error) -> StateError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return StateError(f"the state database {path} is locked by another program: close it, "
+                          "then run again")
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return StateError(f"the state database {path} is damaged ({text}): run `ingest reindex` "
+                          "to rebuild it from the archive")
+    return StateError(f"the state database {path} failed: {text}")
 
 
 def rebuild(state: State, archive_dir: Path) -> int:
@@ -161,8 +252,70 @@ def rebuild(state: State, archive_dir: Path) -> int:
             state.record_post(post)
             count += 1
     if count:
-        log.info("state rebuilt from the archive: %d posts", count)
+        log.warning("state rebuilt from the archive: %d posts", count)
     return count
+
+
+def recover(state: State, archive_dir: Path) -> int:
+    """Finish the bookkeeping of a run that was killed while writing posts."""
+    pending = state.pending()
+    with state.transaction():
+        for _key, path in pending:
+            post = archive.recover_post(archive_dir, path)
+            if post is not None:
+                state.record_post(post)
+        state.clear_pending(key for key, _ in pending)
+    if pending:
+        log.warning("recovered %d posts a killed run was writing", len(pending))
+    return len(pending)
+
+
+class RunLock:
+    """An exclusive, crash-safe lock on state_dir: one run at a time."""
+
+    def __init__(self, state_dir: Path, command: str, now: datetime) -> None:
+        self._path = state_dir / LOCK_NAME
+        self._holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
+                        "started": _iso(now)}
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise StateError(f"cannot create the lock {self._path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 4096).decode(errors="replace")
+            os.close(fd)
+            raise LockError(f"another ingest run holds {self._path}: {_describe(holder)}; "
+                            "wait for it to finish") from None
+        previous = os.read(fd, 4096).decode(errors="replace").strip()
+        if previous:
+            log.warning("the previous run (%s) did not finish; taking over its lock", _describe(previous))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(self._holder).encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # an empty lock file means: ended cleanly
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def _describe(holder: str) -> str:
+    try:
+        info = json.loads(holder)
+        return (f"pid {info['pid']} on {info['host']}, `ingest {info['command']}` "
+                f"started {info['started']}")
+    except (ValueError, KeyError, TypeError):
+        return "holder unknown"
 
 
 def _iso(moment: datetime) -> str:

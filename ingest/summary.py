@@ -21,6 +21,7 @@ import html
 import importlib.util
 import math
 import re
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,8 +192,17 @@ def _sentence_score(words: list[str], top: set[str], weights: dict[str, float], 
     return hits / math.sqrt(len(words) + 1) * (1 + lead)
 
 
-@functools.cache
 def _idf_table() -> tuple[dict[str, float], float]:
+    """jieba's IDF table, read once: worker threads must not all load it at once."""
+    with _IDF_LOCK:
+        return _load_idf_table()
+
+
+_IDF_LOCK = threading.Lock()
+
+
+@functools.cache
+def _load_idf_table() -> tuple[dict[str, float], float]:
     """jieba's IDF table, read as a file: importing jieba itself costs seconds."""
     spec = importlib.util.find_spec("jieba")
     if spec is None or not spec.submodule_search_locations:

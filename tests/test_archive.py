@@ -63,10 +63,23 @@ def test_unwritable_archive_is_an_archive_error(tmp_path: Path) -> None:
         tmp_path.chmod(0o700)
 
 
-def test_sweep_removes_only_temp_files(tmp_path: Path) -> None:
+POST = ("---\ntitle: t\ncategories:\n- feed\ndate: Mon, 01 Jan 2024 00:00:00 GMT\n"
+        "lastmod: Mon, 01 Jan 2024 00:00:00 GMT\ningest:\n  id: k\n  source: h\n---\n\nbody\n")
+
+
+def test_recover_post_keeps_whole_posts_and_removes_temp_files(tmp_path: Path) -> None:
     folder = tmp_path / "2024/01/01/x"
     folder.mkdir(parents=True)
-    (folder / "index.md").write_text("post")
+    (folder / "index.md").write_text(POST)
     (folder / ".index.md.1234abcd.tmp").write_text("half")
-    assert archive.sweep(tmp_path) == 1
+    known = archive.recover_post(tmp_path, "2024/01/01/x/index.md")
+    assert known is not None and (known.key, known.feed, known.source_hash) == ("k", "feed", "h")
     assert [p.name for p in folder.iterdir()] == ["index.md"]
+
+
+def test_recover_post_removes_a_folder_holding_only_a_temp_file(tmp_path: Path) -> None:
+    folder = tmp_path / "2024/01/01/y"
+    folder.mkdir(parents=True)
+    (folder / ".index.md.1234abcd.tmp").write_text("half")
+    assert archive.recover_post(tmp_path, "2024/01/01/y/index.md") is None
+    assert not folder.exists()

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from ingest.config import SAMPLE_FRONT_MATTER
 from ingest.models import Article
-from ingest.render import escape_shortcodes, http_date, markdown_url, render_post
+from ingest.render import StaticKeys, escape_shortcodes, http_date, markdown_url, render_post
 from tests.conftest import front_matter
 
 
@@ -29,7 +29,7 @@ def test_http_date_is_rfc1123_gmt_whatever_the_zone() -> None:
 
 
 def test_front_matter_order_and_extra_keys() -> None:
-    meta, body = front_matter(render_post(article(), SAMPLE_FRONT_MATTER))
+    meta, body = front_matter(render_post(article(), StaticKeys(SAMPLE_FRONT_MATTER)))
     assert list(meta) == ["title", "categories", "date", "lastmod", *SAMPLE_FRONT_MATTER,
                           "canonicalURL", "ingest"]
     assert meta["ingest"] == {"id": "36kr:1", "source": "abc"}
@@ -38,11 +38,12 @@ def test_front_matter_order_and_extra_keys() -> None:
 
 
 def test_no_source_link_block_without_a_link() -> None:
-    assert "原文" not in render_post(article(source_url=None), {})
+    assert "原文" not in render_post(article(source_url=None), StaticKeys({}))
 
 
 def test_shortcode_openers_escaped_in_body_not_in_title() -> None:
-    text = render_post(article(title="{{< x >}}", block_html="<div>{{< y >}} {{% z %}}</div>"), {})
+    text = render_post(article(title="{{< x >}}", block_html="<div>{{< y >}} {{% z %}}</div>"),
+                       StaticKeys({}))
     meta, body = front_matter(text)
     assert meta["title"] == "{{< x >}}"
     assert "{{<" not in body and "{{%" not in body and "{&#123;< y >}}" in body
@@ -58,6 +59,6 @@ def test_markdown_url_survives_commonmark() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.text())
 def test_property_any_title_round_trips_through_yaml(title: str) -> None:
-    meta, _ = front_matter(render_post(article(title=title), SAMPLE_FRONT_MATTER))
+    meta, _ = front_matter(render_post(article(title=title), StaticKeys(SAMPLE_FRONT_MATTER)))
     assert meta["title"] == title
     assert isinstance(yaml.safe_load(yaml.safe_dump(meta)), dict)

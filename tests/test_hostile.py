@@ -1,0 +1,90 @@
+"""Hostile input: nothing executable reaches a post, nothing escapes the archive, nothing explodes."""
+
+from __future__ import annotations
+
+import gzip
+import re
+
+import lxml.html
+import pytest
+
+from ingest import verify
+from tests import feedgen
+from tests.conftest import DATA, Project, front_matter, needs_hugo
+from tests.loopback import Loopback
+
+HOSTILE = (DATA / "feeds" / "hostile.xml").read_bytes()
+
+
+def article_elements(body: str) -> lxml.html.HtmlElement:
+    html = body.split("[原文]")[0]
+    return lxml.html.fragment_fromstring(html, create_parent="div")
+
+
+def test_nothing_executable_reaches_a_post(project: Project, server: Loopback) -> None:
+    server.route("/feed", HOSTILE)
+    project.configure([{"name": "hostile", "url": server.url("/feed")}])
+    code, out = project.run()
+    assert code == 0, out
+    posts = project.posts()
+    assert len(posts) == 3
+    for text in posts.values():
+        _, body = front_matter(text)
+        root = article_elements(body)
+        assert not list(root.iter("script", "iframe", "object", "embed", "form", "input", "button",
+                                  "svg", "math", "base", "meta", "style"))
+        for element in root.iter():
+            assert not [a for a in element.attrib if a.lower().startswith("on") or a == "formaction"]
+            for value in element.attrib.values():
+                squashed = re.sub(r"\s", "", value).lower()
+                assert not squashed.startswith(("javascript:", "vbscript:", "data:text", "data:image/svg"))
+                assert "javascript:" not in squashed
+        assert "alert(" not in body and "aaaaaaaaaa" not in text and "root:" not in text
+
+
+def test_titles_stay_titles_and_paths_stay_in_the_archive(project: Project, server: Loopback) -> None:
+    server.route("/feed", HOSTILE)
+    project.configure([{"name": "hostile", "url": server.url("/feed")}])
+    project.run()
+    archive = project.archive.resolve()
+    files = [p for p in project.root.rglob("*") if p.is_file()]
+    assert all(p.resolve().is_relative_to(archive) or p.resolve().is_relative_to(project.state_dir.resolve())
+               or p == project.config for p in files)
+    titles = sorted(front_matter(t)[0]["title"] for t in project.posts().values())
+    assert titles == sorted([
+        "--- title: injected draft: true ---",
+        "../../../../etc/passwd \u202etxt.exe NUL:",
+        "'quotes' \"double\" : colon # hash & {{< shortcode >}} [link](x) *star* @at `tick` | pipe > gt",
+    ])
+    assert all(front_matter(t)[0]["draft"] is False for t in project.posts().values())
+
+
+@needs_hugo
+def test_hostile_posts_render_intact(project: Project, server: Loopback) -> None:
+    server.route("/feed", HOSTILE)
+    project.configure([{"name": "hostile", "url": server.url("/feed")}])
+    project.run()
+    assert verify.verify(project.archive, hugo=True) == []
+
+
+@pytest.mark.parametrize(("route", "message"), [
+    ({"body": b"<rss>" + b"x" * 3_000_000 + b"</rss>"}, "exceeds the cap"),
+    ({"body": gzip.compress(b"<rss>" + b" " * 50_000_000 + b"</rss>"), "gzip": False,
+      "headers": {"Content-Encoding": "gzip"}}, "exceeds the cap"),
+], ids=["huge-body", "gzip-bomb"])
+def test_oversized_bodies_are_refused(project: Project, server: Loopback, route: dict[str, object],
+                                      message: str) -> None:
+    server.route("/feed", **route)  # type: ignore[arg-type]
+    project.configure([{"name": "big", "url": server.url("/feed")}], http={"max_feed_bytes": 2_000_000})
+    code, out = project.run()
+    assert code == 1 and message in out
+
+
+def test_a_10000_item_feed_is_archived_once_each(project: Project, server: Loopback) -> None:
+    server.route("/feed", feedgen.feed(10_000, article_bytes=200), etag='"big"')
+    project.configure([{"name": "big", "url": server.url("/feed")}], summary="none")
+    code, out = project.run()
+    assert code == 0 and "10000 new" in out
+    assert len(list(project.archive.glob("*/*/*/*/index.md"))) == 10_000
+    code, out = project.run()
+    assert code == 0 and "not-modified" in out

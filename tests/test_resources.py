@@ -1,0 +1,95 @@
+"""Resource faults: exit 2 with a clear message, nothing half-written, nothing lost after."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+
+import pytest
+
+from ingest import state
+from ingest.state import DB_NAME
+from tests import feedgen
+from tests.conftest import Project
+from tests.loopback import Loopback
+
+
+def test_unwritable_archive_exits_2_before_fetching(project: Project, server: Loopback,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    server.route("/feed", feedgen.feed(3))
+    (project.root / "blocker").write_text("a file where a folder should be")
+    project.configure([{"name": "36kr", "url": server.url("/feed")}],
+                      archive_dir="blocker/archive")
+    assert project.run()[0] == 2
+    assert "cannot write" in capsys.readouterr().err
+    assert server.hits("/feed") == []
+
+
+def test_disk_full_mid_run_exits_2_and_the_next_run_completes(project: Project, server: Loopback,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    server.route("/feed", feedgen.feed(20))
+    project.configure([{"name": "36kr", "url": server.url("/feed")}], http={"workers": 1})
+    real_fsync = os.fsync
+    calls = 0
+
+    def fsync_until_full(fd: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 12:  # the probe, then some posts (file + folder each), then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_until_full)
+    assert project.run()[0] == 2
+    assert "disk full" in capsys.readouterr().err
+    written = project.posts()
+    assert 0 < len(written) < 20
+    assert not [p for p in project.archive.rglob("*") if p.name.endswith(".tmp")]
+    monkeypatch.undo()
+    assert project.run()[0] == 0 and len(project.posts()) == 20
+    assert all(project.posts()[path] == text for path, text in written.items())
+
+
+def test_state_locked_by_another_program_exits_2(project: Project, server: Loopback,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    server.route("/feed", feedgen.feed(3))
+    project.configure([{"name": "36kr", "url": server.url("/feed")}])
+    assert project.run()[0] == 0
+    monkeypatch.setattr(state, "BUSY_TIMEOUT", 0.2)
+    other = sqlite3.connect(project.state_dir / DB_NAME, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        assert project.run()[0] == 2
+        assert "locked by another program" in capsys.readouterr().err
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert project.run()[0] == 0
+
+
+def test_damaged_state_is_rebuilt_from_the_archive(project: Project, server: Loopback) -> None:
+    server.route("/feed", feedgen.feed(5))
+    project.configure([{"name": "36kr", "url": server.url("/feed")}])
+    project.run()
+    before = project.snapshot()
+    db = project.state_dir / DB_NAME
+    db.write_bytes(b"this is not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
+    code, out = project.run()
+    assert code == 0 and "0 new, 0 updated, 5 unchanged" in out
+    assert project.snapshot() == before
+    assert list(project.state_dir.glob(f"{DB_NAME}.corrupt-*"))
+
+
+def test_reindex_rebuilds_the_state(project: Project, server: Loopback) -> None:
+    server.route("/feed", feedgen.feed(5))
+    project.configure([{"name": "36kr", "url": server.url("/feed")}])
+    project.run()
+    assert project.run("reindex") == (0, f"state rebuilt from {project.archive}: 5 posts\n")
+    assert list(project.state_dir.glob(f"{DB_NAME}.bak-*"))
+    code, out = project.run()
+    assert code == 0 and "5 unchanged" in out
