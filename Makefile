@@ -22,7 +22,7 @@ run: install  ## archive every configured feed once (what cron runs)
 test: install hugo lint typecheck unit  ## what CI runs: ruff, mypy, pytest
 
 lint: install
-	$(BIN)/ruff check ingest tests demo
+	$(BIN)/ruff check ingest tests demo bench
 
 typecheck: install
 	$(BIN)/mypy

@@ -1,8 +1,9 @@
 """`make demo`: archive the demo feeds from 127.0.0.1, build them with Hugo, say where to look.
 
 Nothing leaves the machine: a local server stands in for the sites (demo/www,
-with {{BASE}} replaced by its address), and everything is written to a new
-temporary folder.
+with {{BASE}} replaced by its address; it also plays 36kr's article pages, so
+the summary-only feed is archived with its full articles), and everything is
+written to a new temporary folder.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import yaml
 from ingest import cli, verify
 
 WWW = Path(__file__).parent / "www"
-FEEDS = {"36kr": "36kr.xml", "36krai": "ai.xml", "notes": "notes.xml"}
+FEEDS = {"36kr": "36kr.xml", "36krai": "ai.xml", "36kr-user": "user.xml", "notes": "notes.xml"}
 
 
 class DemoHandler(SimpleHTTPRequestHandler):
@@ -30,6 +31,8 @@ class DemoHandler(SimpleHTTPRequestHandler):
 
     def send_head(self):  # type: ignore[no-untyped-def]
         path = Path(self.translate_path(self.path))
+        if not path.suffix and path.with_suffix(".html").is_file():  # article pages: /p/<id>
+            path = path.with_suffix(".html")
         if path.suffix not in (".xml", ".html") or not path.is_file():
             return super().send_head()
         modified = self.date_time_string(int(path.stat().st_mtime))
@@ -69,7 +72,7 @@ def main() -> int:
         "archive_dir": "archive",
         "state_dir": ".ingest",
         "images": False,
-        "full_content": "never",
+        "full_content": "auto",
         "feeds": [{"name": name, "url": f"{base}/{file}"} for name, file in FEEDS.items()],
         "sources": {"36kr": {"site": base, "delay": 0.2}},
     }, allow_unicode=True), encoding="utf-8")

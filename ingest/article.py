@@ -1,5 +1,14 @@
 """Entry → Article: the content chosen, cleaned and summarized; dates and URLs fixed.
 
+Content: the feed's, or the article page's when `full_content` asks for it:
+`always`, or `auto` when the feed's content looks like a summary (`is_summary`).
+36kr newsflashes are never fetched: the feed holds all of one. When the page
+cannot be had (blocked, gone, no article in it), the feed's own content is
+archived meanwhile and the post is marked partial: its source hash gets a
+``-partial`` suffix, so every later run sees it as changed and tries the page
+again, until it is archived whole. A page that brings less text than the
+feed is not used.
+
 `lastmod` starts at the post's date (or the feed's updated date, if later) and
 moves on when the entry changes: to the feed's updated date when that is
 newer, else to the time of the run that saw the change.
@@ -7,22 +16,49 @@ newer, else to the time of the run that saw the change.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 
+import lxml.html
+
 from ingest import summary
-from ingest.clean import clean_html, no_blank_lines
+from ingest.clean import clean_html, no_blank_lines, strip_tracking
 from ingest.config import FeedSettings
-from ingest.fetch import Fetcher
+from ingest.errors import ExtractError, FetchError
+from ingest.extract import Pages
 from ingest.models import Article, Entry, KnownPost
 from ingest.sources import kr36
 
+PARTIAL = "-partial"
+# The `auto` rule, in reading units (a CJK character or a word of another script
+# each): the feed holds a summary when its text is empty or under 60 units, ends
+# with a truncation mark, or is under 300 units in at most two paragraphs without
+# an image.
+SHORT = 60
+BRIEF = 300
+_UNIT = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\W\d_]+|\d+")
+_TRUNCATED = re.compile(
+    r"(?:…|\.\.\.|\[…]|\[\.\.\.]|\(more…\)|read more|continue reading|阅读全文|查看全文|继续阅读|展开全文)"
+    r"[\s»›>)\]]*\Z", re.IGNORECASE)
+
 
 def build_article(entry: Entry, settings: FeedSettings, known: KnownPost | None,
-                  date: datetime, fetcher: Fetcher, clock: Callable[[], datetime]) -> Article:
+                  date: datetime, pages: Pages, clock: Callable[[], datetime]) -> Article:
     """The article of `entry`, to be filed under `date` (see pipeline.post_date)."""
     head, raw_article = summary.split_block(entry.content)
     article_html = clean_html(raw_article, base_url=entry.link)
+    partial = None
+    if entry.link and _wants_page(settings.full_content, entry.link, article_html):
+        try:
+            page = pages.article(entry.link)
+            page_html = clean_html(page.html, base_url=page.url)
+            if text_length(page_html) >= text_length(article_html):
+                article_html = page_html
+        except (FetchError, ExtractError) as exc:
+            if not text_length(article_html):
+                raise
+            partial = str(exc)
     block_head = _block_head(settings.summary, head, article_html)
     return Article(
         key=entry.key,
@@ -30,11 +66,39 @@ def build_article(entry: Entry, settings: FeedSettings, known: KnownPost | None,
         category=settings.feed.name,
         date=date,
         lastmod=_lastmod(entry, date, known, clock),
-        source_url=entry.link,
+        source_url=strip_tracking(entry.link) if entry.link else None,
         canonical_url=_canonical(entry),
         block_html=summary.block(block_head, article_html),
-        source_hash=entry.source_hash,
+        source_hash=entry.source_hash + (PARTIAL if partial else ""),
+        partial=partial,
     )
+
+
+def _wants_page(mode: str, link: str, article_html: str) -> bool:
+    if mode == "never" or kr36.is_newsflash(link):
+        return False
+    return mode == "always" or is_summary(article_html)
+
+
+def is_summary(article_html: str) -> bool:
+    """Whether feed content is a summary of the article rather than the article."""
+    if not article_html.strip():
+        return True
+    root = lxml.html.fragment_fromstring(article_html, create_parent="div")
+    text = " ".join(root.text_content().split())
+    units = len(_UNIT.findall(text))
+    if units < SHORT or _TRUNCATED.search(text):
+        return True
+    paragraphs = len(list(root.iter("p", "li", "blockquote", "pre", "h2", "h3")))
+    images = next(root.iter("img"), None)
+    return units < BRIEF and paragraphs <= 2 and images is None
+
+
+def text_length(article_html: str) -> int:
+    if not article_html.strip():
+        return 0
+    root = lxml.html.fragment_fromstring(article_html, create_parent="div")
+    return len("".join(root.text_content().split()))
 
 
 def _block_head(mode: str, feed_head: str | None, article_html: str) -> str | None:
@@ -57,4 +121,4 @@ def _lastmod(entry: Entry, date: datetime, known: KnownPost | None,
 def _canonical(entry: Entry) -> str | None:
     if entry.key.startswith("36kr:"):
         return kr36.canonical_url(entry.key.removeprefix("36kr:"))
-    return entry.link
+    return strip_tracking(entry.link) if entry.link else None

@@ -9,7 +9,10 @@ line*. So the cleaner guarantees, for any input:
 * no blank line anywhere: outside ``<pre>`` a whitespace-only line is
   dropped (the browser collapses it anyway); inside ``<pre>`` and in attribute
   values the newline is written ``&#10;``, which renders the same;
-* text intact: every character of text survives, written the way
+* no chrome: lazy images made real, tracking parameters stripped from links,
+  empty wrappers, share bars, "related articles", ad and newsletter blocks
+  dropped (36kr's captions ``img-desc`` and editor notes ``editor-note`` stay);
+* text intact: every character of article text survives, written the way
   BeautifulSoup's ``html.parser`` round trip writes it (attributes sorted,
   ``<br/>``, only ``& < >`` escaped), which is how the sample post was made,
   so well-formed input comes out byte-identical.
@@ -26,7 +29,8 @@ import html as htmllib
 import re
 from collections.abc import Iterable
 from html.parser import HTMLParser
-from urllib.parse import urljoin, urlsplit
+from typing import cast
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import lxml.html
 from lxml import etree
@@ -50,6 +54,23 @@ URL_ATTRS = frozenset({
     "usemap", "data", "codebase", "ping", "manifest", "profile", "icon",
     "data-src", "data-original", "data-href", "data-url", "data-lazy-src", "data-actualsrc",
 })
+_CHROME_NAMES = frozenset({
+    "share", "sharing", "shares", "social", "sns", "related", "recommend", "recommended",
+    "newsletter", "subscribe", "subscription", "ad", "ads", "advert", "advertisement", "sponsor",
+    "sponsored", "promo", "breadcrumb", "breadcrumbs", "pagination", "pager",
+})
+_TOKEN = re.compile(r"[\s_-]+")
+_WRAPPERS = ("div", "p", "span", "section", "figure", "center", "font", "b", "strong", "i", "em")
+_MEDIA = ("img", "picture", "video", "audio", "source", "br", "hr", "canvas", "table", "pre")
+_TRACKING_PREFIXES = ("utm_", "ktm_", "mtm_", "pk_", "piwik_", "matomo_", "hsa_", "itm_")
+_TRACKING_NAMES = frozenset({
+    "fbclid", "gclid", "gclsrc", "dclid", "msclkid", "mc_cid", "mc_eid", "_hsenc", "_hsmi",
+    "hsctatracking", "yclid", "_openstat", "igshid", "wickedid", "twclid", "ttclid", "srsltid",
+    "spm", "ref_src", "ref_url", "oly_anon_id", "oly_enc_id", "vero_conv", "vero_id", "wt_mc",
+    "rb_clickid", "s_cid", "_ga", "_gl", "mkt_tok", "trk", "trkcampaign", "sc_channel",
+})
+_TRACKING_VALUES = frozenset({("f", "rss"), ("from", "rss"), ("source", "rss")})
+_LAZY_SRC = ("data-src", "data-original", "data-actualsrc", "data-lazy-src", "data-lazyload")
 _DROP_ATTRS = frozenset({"formaction", "srcdoc", "http-equiv", "autofocus", "is"})
 _SAFE_SCHEMES = frozenset({"http", "https", "mailto", "tel", "ftp"})
 _RASTER_DATA = re.compile(r"data:image/(?:png|gif|jpeg|jpg|webp|avif);", re.IGNORECASE)
@@ -66,6 +87,15 @@ def clean_html(html: str, base_url: str | None = None) -> str:
     root = parse_fragment(html)
     sanitize(root, base_url)
     return serialize(root)
+
+
+def parse_document(html: str) -> lxml.html.HtmlElement:
+    """A whole page as an lxml tree (typed as what lxml.html really returns)."""
+    return cast(lxml.html.HtmlElement, lxml.html.document_fromstring(html))
+
+
+def has_class(element: lxml.html.HtmlElement, name: str) -> bool:
+    return name in element.get("class", "").split()
 
 
 def parse_fragment(html: str) -> lxml.html.HtmlElement:
@@ -86,8 +116,8 @@ def sanitize(root: lxml.html.HtmlElement, base_url: str | None) -> None:
             element.drop_tag()
         else:
             element.drop_tree()
-    for element in list(root.iter("noscript")):
-        _resolve_noscript(root, element)
+    resolve_lazy_images(root)
+    prune_chrome(root)
     for element in [e for e in root.iter() if isinstance(e.tag, str) and e is not root
                     and (e.tag in _UNWRAP or ":" in e.tag)]:
         element.drop_tag()  # Office's <o:p>, <st1:place> carry only text
@@ -98,20 +128,67 @@ def sanitize(root: lxml.html.HtmlElement, base_url: str | None) -> None:
             element.drop_tree()
 
 
-def _resolve_noscript(root: lxml.html.HtmlElement, noscript: lxml.html.HtmlElement) -> None:
-    """Keep a <noscript> fallback only when it shows something not shown already."""
-    inner = list(noscript.iter("img"))
-    shown = {
-        img.get(attr)
-        for img in root.iter("img")
-        if img not in inner
-        for attr in ("src", "data-src", "data-original")
-        if img.get(attr)
-    }
-    if inner and all(img.get("src") in shown for img in inner):
-        noscript.drop_tree()
-    else:
-        noscript.drop_tag()
+def prune_chrome(root: lxml.html.HtmlElement) -> None:
+    """Drop share bars, related-article lists, ads, and wrappers left empty."""
+    for element in list(root.iter()):
+        if element is root or not isinstance(element.tag, str) or element.getparent() is None:
+            continue
+        names = _TOKEN.split(f"{element.get('class', '')} {element.get('id', '')}".lower())
+        if _CHROME_NAMES.intersection(names) and _is_chrome_sized(element):
+            element.drop_tree()
+    for element in reversed(list(root.iter(*_WRAPPERS))):  # innermost first: emptiness propagates
+        if (element is not root and not element.text_content().strip() and element.get("id") is None
+                and element.get("name") is None and next(element.iter(*_MEDIA), None) is None):
+            element.drop_tag()  # keeps the whitespace it held: <b> </b> separates two words
+
+
+def _is_chrome_sized(element: lxml.html.HtmlElement) -> bool:
+    """Chrome is short or made of links; an article block merely named "share-price" is not."""
+    text = " ".join(element.text_content().split())
+    linked = sum(len(" ".join(a.text_content().split())) for a in element.iter("a"))
+    return len(text) < 200 or linked > 0.5 * len(text)
+
+
+def strip_tracking(url: str) -> str:
+    """`url` without campaign and click-tracking parameters (the list Miniflux uses, and 36kr's)."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if not _is_tracking(k, v)]
+    if len(kept) == len(pairs):
+        return url
+    return urlunsplit(parts._replace(query=urlencode(kept, safe=":/@!$'()*,;")))
+
+
+def _is_tracking(name: str, value: str) -> bool:
+    lowered = name.lower()
+    return (lowered.startswith(_TRACKING_PREFIXES) or lowered in _TRACKING_NAMES
+            or (lowered, value.lower().split("-")[0]) in _TRACKING_VALUES)
+
+
+def resolve_lazy_images(root: lxml.html.HtmlElement) -> None:
+    """Make lazy-loaded images real: the browser's script would have, the archive has none.
+
+    The lazy source (``data-src``, ``data-original``, …) replaces the placeholder
+    ``src``, ``data-srcset`` becomes ``srcset``; a ``<noscript>`` fallback stays
+    only when it shows an image not shown already.
+    """
+    for element in root.iter("img", "source"):
+        lazy = next((element.get(a) for a in _LAZY_SRC if element.get(a)), None)
+        if lazy and element.tag == "img":
+            element.set("src", lazy)
+        if element.get("data-srcset"):
+            element.set("srcset", element.get("data-srcset", ""))
+        for attr in (*_LAZY_SRC, "data-srcset"):
+            element.attrib.pop(attr, None)
+    for noscript in list(root.iter("noscript")):
+        inner = list(noscript.iter("img"))
+        shown = {img.get("src") for img in root.iter("img") if img not in inner}
+        if inner and all(img.get("src") in shown for img in inner):
+            noscript.drop_tree()
+        else:
+            noscript.drop_tag()
 
 
 def _sanitize_attributes(element: lxml.html.HtmlElement, base_url: str | None) -> None:
@@ -133,7 +210,8 @@ def _safe_attribute(tag: str, name: str, value: str, base_url: str | None) -> tu
     if lowered == "style" and _STYLE_DANGER.search(value):
         return name, None
     if lowered in URL_ATTRS:
-        return name, safe_url(value, base_url, image=tag == "img")
+        url = safe_url(value, base_url, image=tag == "img")
+        return name, strip_tracking(url) if url and lowered == "href" else url
     if lowered in ("srcset", "data-srcset"):
         return name, safe_srcset(value, base_url) or None
     return name, value

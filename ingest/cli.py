@@ -23,6 +23,7 @@ from ingest.errors import IngestError
 from ingest.fetch import USER_AGENT, Fetcher, Policy, make_client
 from ingest.models import FeedResult, FeedStatus, Outcome, RunReport
 from ingest.pipeline import Run
+from ingest.sources.kr36 import HOSTS as KR36_HOSTS
 from ingest.state import RunLock, open_state, recover
 
 Clock = Callable[[], datetime]
@@ -111,7 +112,7 @@ def _verify(config: Config, args: argparse.Namespace, out: TextIO) -> int:
 
 def _policy(config: Config) -> Policy:
     kr36 = config.sources.kr36
-    hosts = {urlsplit(kr36.site).hostname or "", urlsplit(kr36.gateway).hostname or ""}
+    hosts = {urlsplit(kr36.site).hostname or "", urlsplit(kr36.gateway).hostname or "", *KR36_HOSTS}
     return Policy(
         timeout=config.http.timeout,
         attempts=config.http.attempts,
@@ -134,15 +135,20 @@ def print_report(report: RunReport, out: TextIO, *, verbose: bool = False,
         for entry in feed.entries:
             if entry.outcome is Outcome.FAILED:
                 print(f"{'':<{width}}  ! {entry.title}: {entry.error}", file=out)
+            elif entry.partial:
+                print(f"{'':<{width}}  ~ {entry.title}: archived from the feed only, the page "
+                      f"failed: {entry.partial}", file=out)
             elif verbose and entry.outcome is not Outcome.UNCHANGED:
                 print(f"{'':<{width}}  {entry.outcome.value}: {entry.path}", file=out)
     if quiet and report.exit_code == 0:
         return
     totals = {o: sum(f.count(o) for f in report.feeds) for o in Outcome}
     failed_feeds = sum(1 for f in report.feeds if f.status is FeedStatus.ERROR)
+    partial = sum(f.partial for f in report.feeds)
     print(f"total: {totals[Outcome.NEW]} new, {totals[Outcome.UPDATED]} updated, "
           f"{totals[Outcome.UNCHANGED]} unchanged, {totals[Outcome.FAILED]} entries failed, "
-          f"{failed_feeds} of {len(report.feeds)} feeds failed", file=out)
+          + (f"{partial} archived from the feed only, " if partial else "")
+          + f"{failed_feeds} of {len(report.feeds)} feeds failed", file=out)
 
 
 def _feed_line(feed: FeedResult) -> str:

@@ -65,6 +65,10 @@ class TooLargeError(FetchError):
 class BlockedError(FetchError):
     """A bot wall answered instead of the content: never parse or archive it."""
 
+    def __init__(self, url: str, message: str, wall: str = "a bot wall") -> None:
+        super().__init__(url, message)
+        self.wall = wall
+
 
 class ParseError(IngestError):
     """The bytes are not a usable feed."""

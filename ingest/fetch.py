@@ -40,12 +40,6 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 522, 524})
 USER_AGENT = f"ingest/{__version__} (feed archiver; +https://github.com/ingest-archive/ingest)"
-_HINTS = {
-    401: "the feed needs a login; ingest cannot archive it",
-    403: "the server refuses us; check the URL in a browser, or the site blocks robots",
-    404: "not found; the feed moved or is gone, fix its url in config.yaml",
-    410: "gone for good; remove it from config.yaml",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +147,7 @@ class Fetcher:
             if r.status_code == 304:
                 return Response(str(r.url), 304, "", b"", _validators(r.headers))
             if r.status_code >= 400:
-                hint = _HINTS.get(r.status_code, "the server refused the request")
-                raise HTTPStatusError(url, r.status_code, hint)
+                raise HTTPStatusError(url, r.status_code, r.reason_phrase or "refused")
             declared = r.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > max_bytes and "Content-Encoding" not in r.headers:
                 raise TooLargeError(url, f"body of {declared} bytes exceeds the cap of {max_bytes}")
@@ -164,7 +157,8 @@ class Fetcher:
             marker = sniff.challenge_marker(body)
             if marker:
                 raise BlockedError(url, f"a bot wall answered (marker {marker!r}): ingest never solves "
-                                        "challenges; nothing archived, tried again next run")
+                                        "challenges; nothing archived, tried again next run",
+                                   wall=f"a bot wall ({marker!r})")
         return Response(str(r.url), r.status_code, content_type, body, _validators(r.headers))
 
     def _read_capped(self, r: httpx.Response, url: str, max_bytes: int,

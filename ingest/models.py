@@ -61,6 +61,18 @@ class ParsedFeed:
 
 
 @dataclass(frozen=True, slots=True)
+class PageArticle:
+    """The article an article page holds, as found there."""
+
+    url: str
+    title: str | None
+    html: str
+    author: str | None = None
+    published: datetime | None = None
+    cover: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class KnownPost:
     """What the state (or the archive's front matter) knows of an archived entry."""
 
@@ -92,6 +104,7 @@ class Article:
     canonical_url: str | None
     block_html: str
     source_hash: str
+    partial: str | None = None  # why the article page could not be used, if it could not
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +130,7 @@ class EntryResult:
     outcome: Outcome
     path: str | None = None
     error: str | None = None
+    partial: str | None = None
 
 
 class FeedStatus(enum.StrEnum):
@@ -138,8 +152,12 @@ class FeedResult:
         return sum(1 for e in self.entries if e.outcome is outcome)
 
     @property
+    def partial(self) -> int:
+        return sum(1 for e in self.entries if e.partial)
+
+    @property
     def failed(self) -> bool:
-        return self.status is FeedStatus.ERROR or self.count(Outcome.FAILED) > 0
+        return self.status is FeedStatus.ERROR or self.count(Outcome.FAILED) > 0 or self.partial > 0
 
 
 @dataclass(frozen=True, slots=True)

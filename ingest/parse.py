@@ -37,6 +37,7 @@ from ingest.sources import kr36
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 _TAG = re.compile(r"<[^>]*>")
 _DOCTYPE = re.compile(rb"<!DOCTYPE[^\[>]*(?:\[.*?\]\s*)?>", re.IGNORECASE | re.DOTALL)
+_XML_ENCODING = re.compile(rb"""encoding\s*=\s*["'][\w.:-]+["']""")
 _CDATA = re.compile(r"\A\s*<!\[CDATA\[(.*?)\]\]>\s*\Z", re.DOTALL)
 
 
@@ -53,6 +54,7 @@ def parse_feed(body: bytes, url: str, content_type: str = "") -> ParsedFeed:
         title = sniff.html_title(body)
         named = f" titled {title!r}" if title else ""
         raise NotAFeedError(f"an HTML page{named}, not a feed ({url}): check the feed URL")
+    body, content_type = _read_as_superset(body, content_type)
     # Entity declarations are never needed by a feed and are how entity bombs and
     # external entities get in: drop the DOCTYPE before any XML parser sees it.
     body = _DOCTYPE.sub(b"", body, count=1)
@@ -72,6 +74,15 @@ def parse_feed(body: bytes, url: str, content_type: str = "") -> ParsedFeed:
     entries = tuple(_entry(raw, base) for raw in data.get("entries", []))
     return ParsedFeed(title=_text(channel.get("title", "")), link=_absolute(channel.get("link"), url),
                       entries=entries)
+
+
+def _read_as_superset(body: bytes, content_type: str) -> tuple[bytes, str]:
+    """A feed labelled gb2312 or gbk is read as gb18030: real ones use GBK-only characters."""
+    declared = sniff.declared_charset(body, content_type)
+    if not declared or sniff.codec_for(declared) != "gb18030":
+        return body, content_type
+    body = _XML_ENCODING.sub(b'encoding="gb18030"', body[:200], count=1) + body[200:]
+    return body, "application/xml; charset=gb18030" if content_type else content_type
 
 
 def _bozo(data: Any) -> str | None:

@@ -18,14 +18,16 @@ import queue
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from ingest import archive
 from ingest.article import build_article
 from ingest.config import Config, FeedSettings
-from ingest.errors import ArchiveError, IngestError, StateError
+from ingest.errors import ArchiveError, HTTPStatusError, IngestError, StateError
+from ingest.extract import Pages
 from ingest.fetch import Fetcher
 from ingest.models import (
     Action,
@@ -48,6 +50,12 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, "
                "*/*;q=0.5")
+FEED_ADVICE = {
+    401: "the feed needs a login; ingest cannot archive it",
+    403: "the server refuses us; check the URL in a browser, or the site blocks robots",
+    404: "the feed moved or is gone, fix its url in config.yaml",
+    410: "the feed is gone for good; remove it from config.yaml",
+}
 # Failures that no other feed or entry could survive: they end the run (exit 2).
 FATAL = (ArchiveError, StateError)
 
@@ -93,9 +101,11 @@ def poll_feed(fetcher: Fetcher, settings: FeedSettings, validators: Validators,
             return FeedPoll(FeedStatus.NOT_MODIFIED, 304, validators=validators)
         parsed = parse_feed(response.body, response.url, response.content_type)
         return FeedPoll(FeedStatus.OK, response.status, parsed, response.validators)
+    except HTTPStatusError as exc:
+        advice = FEED_ADVICE.get(exc.status, "the server refused the request")
+        return FeedPoll(FeedStatus.ERROR, exc.status, error=f"{exc}: {advice}")
     except IngestError as exc:
-        status = getattr(exc, "status", None)
-        return FeedPoll(FeedStatus.ERROR, status, error=str(exc))
+        return FeedPoll(FeedStatus.ERROR, error=str(exc))
     except Exception as exc:  # a parser bug must not take the other feeds down
         log.exception("unexpected failure polling %s", feed.url)
         return FeedPoll(FeedStatus.ERROR, error=f"internal error: {exc!r} ({feed.url})")
@@ -113,6 +123,13 @@ class _Feed:
     waiting: int = 0
     record: bool = True
     result: FeedResult | None = None
+
+
+def _same_post(path: Path, text: str) -> bool:
+    try:
+        return path.read_text(encoding="utf-8") == text
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 class _Work:
@@ -176,6 +193,8 @@ class Run:
         self.clock = clock
         self._claimed: set[str] = set()
         self._static = StaticKeys(config.front_matter)
+        self._pages = Pages(fetcher, kr36_site=config.sources.kr36.site,
+                            max_bytes=config.http.max_page_bytes)
         self._work: _Work
 
     def execute(self, feeds: tuple[FeedSettings, ...], *, force: bool = False) -> RunReport:
@@ -261,18 +280,24 @@ class Run:
         path = known.path if known else archive.post_path(date, archive.slug_for(entry.key, entry.title))
         return _Job(entry, known, date, path)
 
-    def _archive_entry(self, job: _Job, settings: FeedSettings) -> tuple[KnownPost, Outcome]:
-        article = build_article(job.entry, settings, job.known, job.date, self.fetcher, self.clock)
-        text = render_post(article, self._static)
-        archive.write_atomic(self.config.archive_dir / job.path, text.encode())
+    def _archive_entry(self, job: _Job, settings: FeedSettings) -> tuple[KnownPost, Outcome, str | None]:
+        article = build_article(job.entry, settings, job.known, job.date, self._pages, self.clock)
+        target = self.config.archive_dir / job.path
+        if job.known is not None and _same_post(target, render_post(
+                replace(article, lastmod=job.known.lastmod), self._static)):
+            # Nothing shown changed (a page still blocked, a field we do not render): no churn.
+            post = replace(job.known, source_hash=article.source_hash)
+            return post, Outcome.UNCHANGED, article.partial
+        archive.write_atomic(target, render_post(article, self._static).encode())
         post = KnownPost(key=article.key, feed=settings.feed.name, path=job.path,
                          source_hash=article.source_hash, date=article.date, lastmod=article.lastmod)
-        return post, Outcome.UPDATED if job.known else Outcome.NEW
+        return post, Outcome.UPDATED if job.known else Outcome.NEW, article.partial
 
-    def _archived(self, job: _Feed, entry: Entry, future: Future[tuple[KnownPost, Outcome]]) -> None:
+    def _archived(self, job: _Feed, entry: Entry,
+                  future: Future[tuple[KnownPost, Outcome, str | None]]) -> None:
         job.waiting -= 1
         try:
-            post, outcome = future.result()
+            post, outcome, partial = future.result()
         except FATAL:
             raise
         except IngestError as exc:
@@ -284,7 +309,7 @@ class Run:
                                            error=f"internal error: {exc!r}"))
             return
         job.posts.append(post)
-        job.results.append(EntryResult(entry.key, entry.title, outcome, post.path))
+        job.results.append(EntryResult(entry.key, entry.title, outcome, post.path, partial=partial))
 
     def _finish_if_done(self, job: _Feed) -> None:
         if job.poll is None or job.waiting or job.result is not None:

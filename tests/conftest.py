@@ -21,6 +21,7 @@ needs_shared = pytest.mark.skipif(
     not SHARED.is_dir(),
     reason=f"{SHARED} is absent: golden and corpus tests need ../shared (CI always has it)",
 )
+CORPUS = SHARED / "corpus"
 needs_hugo = pytest.mark.skipif(shutil.which("hugo") is None,
                                 reason="hugo is not installed (make test installs it)")
 
