@@ -71,7 +71,7 @@ def main() -> int:
     config.write_text(yaml.safe_dump({
         "archive_dir": "archive",
         "state_dir": ".ingest",
-        "images": False,
+        "images": True,
         "full_content": "auto",
         "feeds": [{"name": name, "url": f"{base}/{file}"} for name, file in FEEDS.items()],
         "sources": {"36kr": {"site": base, "delay": 0.2}},

@@ -4,10 +4,9 @@ Content: the feed's, or the article page's when `full_content` asks for it:
 `always`, or `auto` when the feed's content looks like a summary (`is_summary`).
 36kr newsflashes are never fetched: the feed holds all of one. When the page
 cannot be had (blocked, gone, no article in it), the feed's own content is
-archived meanwhile and the post is marked partial: its source hash gets a
-``-partial`` suffix, so every later run sees it as changed and tries the page
-again, until it is archived whole. A page that brings less text than the
-feed is not used.
+archived meanwhile and the post is marked incomplete (see the pipeline), so
+every later run tries the page again, until the post is whole. A page that
+brings less text than the feed is not used.
 
 `lastmod` starts at the post's date (or the feed's updated date, if later) and
 moves on when the entry changes: to the feed's updated date when that is
@@ -30,7 +29,6 @@ from ingest.extract import Pages
 from ingest.models import Article, Entry, KnownPost
 from ingest.sources import kr36
 
-PARTIAL = "-partial"
 # The `auto` rule, in reading units (a CJK character or a word of another script
 # each): the feed holds a summary when its text is empty or under 60 units, ends
 # with a truncation mark, or is under 300 units in at most two paragraphs without
@@ -38,6 +36,7 @@ PARTIAL = "-partial"
 SHORT = 60
 BRIEF = 300
 _UNIT = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\W\d_]+|\d+")
+_FIRST_IMAGE = re.compile(r'<img[^>]*?\ssrc="(https?://[^"]+)"')
 _TRUNCATED = re.compile(
     r"(?:…|\.\.\.|\[…]|\[\.\.\.]|\(more…\)|read more|continue reading|阅读全文|查看全文|继续阅读|展开全文)"
     r"[\s»›>)\]]*\Z", re.IGNORECASE)
@@ -48,11 +47,12 @@ def build_article(entry: Entry, settings: FeedSettings, known: KnownPost | None,
     """The article of `entry`, to be filed under `date` (see pipeline.post_date)."""
     head, raw_article = summary.split_block(entry.content)
     article_html = clean_html(raw_article, base_url=entry.link)
-    partial = None
+    partial = page_cover = None
     if entry.link and _wants_page(settings.full_content, entry.link, article_html):
         try:
             page = pages.article(entry.link)
             page_html = clean_html(page.html, base_url=page.url)
+            page_cover = page.cover
             if text_length(page_html) >= text_length(article_html):
                 article_html = page_html
         except (FetchError, ExtractError) as exc:
@@ -69,8 +69,9 @@ def build_article(entry: Entry, settings: FeedSettings, known: KnownPost | None,
         source_url=strip_tracking(entry.link) if entry.link else None,
         canonical_url=_canonical(entry),
         block_html=summary.block(block_head, article_html),
-        source_hash=entry.source_hash + (PARTIAL if partial else ""),
+        source_hash=entry.source_hash,
         partial=partial,
+        cover_url=_cover(page_cover, article_html),
     )
 
 
@@ -99,6 +100,14 @@ def text_length(article_html: str) -> int:
         return 0
     root = lxml.html.fragment_fromstring(article_html, create_parent="div")
     return len("".join(root.text_content().split()))
+
+
+def _cover(page_cover: str | None, article_html: str) -> str | None:
+    """The article's cover image: its page's, else its first image."""
+    if page_cover:
+        return page_cover
+    match = _FIRST_IMAGE.search(article_html)
+    return match.group(1) if match else None
 
 
 def _block_head(mode: str, feed_head: str | None, article_html: str) -> str | None:

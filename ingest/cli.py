@@ -80,13 +80,15 @@ def _run(config: Config, args: argparse.Namespace, client: httpx.Client | None, 
     policy = _policy(config)
     archive.check_writable(config.archive_dir)
     state = open_state(config.state_dir, config.archive_dir)
+    http = client or make_client(policy)
     try:
         recover(state, config.archive_dir)
-        with client or make_client(policy) as http:
-            run = Run(config, state, Fetcher(http, policy), clock)
-            report = run.execute(tuple(config.for_feed(f) for f in config.feeds), force=args.force)
+        run = Run(config, state, Fetcher(http, policy), clock)
+        report = run.execute(tuple(config.for_feed(f) for f in config.feeds), force=args.force)
     finally:
         state.close()
+        if client is None:  # a client passed in is its owner's to close
+            http.close()
     print_report(report, out, verbose=args.verbose > 0, quiet=args.quiet)
     return report.exit_code
 
@@ -138,6 +140,10 @@ def print_report(report: RunReport, out: TextIO, *, verbose: bool = False,
             elif entry.partial:
                 print(f"{'':<{width}}  ~ {entry.title}: archived from the feed only, the page "
                       f"failed: {entry.partial}", file=out)
+            if entry.remote_images:
+                first = entry.remote_images[0].error
+                print(f"{'':<{width}}  ~ {entry.title}: {len(entry.remote_images)} of "
+                      f"{len(entry.images)} images kept remote ({first})", file=out)
             elif verbose and entry.outcome is not Outcome.UNCHANGED:
                 print(f"{'':<{width}}  {entry.outcome.value}: {entry.path}", file=out)
     if quiet and report.exit_code == 0:
@@ -145,6 +151,12 @@ def print_report(report: RunReport, out: TextIO, *, verbose: bool = False,
     totals = {o: sum(f.count(o) for f in report.feeds) for o in Outcome}
     failed_feeds = sum(1 for f in report.feeds if f.status is FeedStatus.ERROR)
     partial = sum(f.partial for f in report.feeds)
+    downloaded = sum(f.images(downloaded=True) for f in report.feeds)
+    reused = sum(f.images(downloaded=False) for f in report.feeds)
+    remote = sum(f.images(failed=True) for f in report.feeds)
+    if downloaded or reused or remote:
+        print(f"images: {downloaded} downloaded, {reused} already archived, {remote} kept remote",
+              file=out)
     print(f"total: {totals[Outcome.NEW]} new, {totals[Outcome.UPDATED]} updated, "
           f"{totals[Outcome.UNCHANGED]} unchanged, {totals[Outcome.FAILED]} entries failed, "
           + (f"{partial} archived from the feed only, " if partial else "")

@@ -87,6 +87,7 @@ class Http(_Strict):
     max_retry_after: float = Field(default=60.0, ge=0)
     max_feed_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     max_page_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     per_host: int = Field(default=2, ge=1)
     workers: int = Field(default=8, ge=1, le=64)
     user_agent: str | None = None
@@ -98,6 +99,7 @@ class Config(_Strict):
     images: bool = True
     full_content: FullContent = "auto"
     summary: SummaryMode = "auto"
+    cover: Literal["static", "article"] = "static"
     feeds: tuple[Feed, ...] = Field(strict=False)  # YAML gives a list
     front_matter: dict[str, Any] = Field(default_factory=lambda: dict(SAMPLE_FRONT_MATTER))
     sources: Sources = Field(default_factory=Sources)

@@ -73,6 +73,18 @@ class PageArticle:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageOutcome:
+    """What became of one image of a post in this run."""
+
+    url: str  # the URL downloaded from
+    file: str | None = None  # its name in the post's folder, when archived
+    folder: str | None = None  # the post folder (relative to the archive) holding it
+    error: str | None = None  # why it stays remote
+    downloaded: bool = False  # fetched now, rather than found or copied locally
+    final: bool = False  # failed for the last time: no more retries
+
+
+@dataclass(frozen=True, slots=True)
 class KnownPost:
     """What the state (or the archive's front matter) knows of an archived entry."""
 
@@ -105,6 +117,8 @@ class Article:
     block_html: str
     source_hash: str
     partial: str | None = None  # why the article page could not be used, if it could not
+    cover_url: str | None = None  # the article's cover image (its page's, or its first image)
+    cover: str | None = None  # the cover's file in the post's folder, once archived
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +145,11 @@ class EntryResult:
     path: str | None = None
     error: str | None = None
     partial: str | None = None
+    images: tuple[ImageOutcome, ...] = ()
+
+    @property
+    def remote_images(self) -> list[ImageOutcome]:
+        return [i for i in self.images if i.error]
 
 
 class FeedStatus(enum.StrEnum):
@@ -154,6 +173,12 @@ class FeedResult:
     @property
     def partial(self) -> int:
         return sum(1 for e in self.entries if e.partial)
+
+    def images(self, *, downloaded: bool | None = None, failed: bool = False) -> int:
+        found = [i for e in self.entries for i in e.images]
+        if failed:
+            return sum(1 for i in found if i.error)
+        return sum(1 for i in found if i.file and (downloaded is None or i.downloaded == downloaded))
 
     @property
     def failed(self) -> bool:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ingest import archive
@@ -29,12 +29,15 @@ from ingest.config import Config, FeedSettings
 from ingest.errors import ArchiveError, HTTPStatusError, IngestError, StateError
 from ingest.extract import Pages
 from ingest.fetch import Fetcher
+from ingest.images import ImageStore
 from ingest.models import (
     Action,
+    Article,
     Entry,
     EntryResult,
     FeedResult,
     FeedStatus,
+    ImageOutcome,
     KnownPost,
     Outcome,
     ParsedFeed,
@@ -43,7 +46,7 @@ from ingest.models import (
 )
 from ingest.parse import parse_feed
 from ingest.render import StaticKeys, render_post
-from ingest.state import State
+from ingest.state import ImageLedger, State
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,9 @@ FEED_ADVICE = {
     404: "the feed moved or is gone, fix its url in config.yaml",
     410: "the feed is gone for good; remove it from config.yaml",
 }
+# Added to a post's source hash while its page or some images could not be had: the
+# entry then never looks unchanged, and later runs try again.
+INCOMPLETE = "-incomplete"
 # Failures that no other feed or entry could survive: they end the run (exit 2).
 FATAL = (ArchiveError, StateError)
 
@@ -120,6 +126,7 @@ class _Feed:
     results: list[EntryResult] = field(default_factory=list)
     posts: list[KnownPost] = field(default_factory=list)
     journalled: list[str] = field(default_factory=list)
+    images: list[ImageOutcome] = field(default_factory=list)
     waiting: int = 0
     record: bool = True
     result: FeedResult | None = None
@@ -176,6 +183,14 @@ _Tag = tuple[int, "Entry | None"]
 
 
 @dataclass(frozen=True, slots=True)
+class _Archived:
+    post: KnownPost
+    outcome: Outcome
+    partial: str | None
+    images: tuple[ImageOutcome, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _Job:
     entry: Entry
     known: KnownPost | None
@@ -195,6 +210,8 @@ class Run:
         self._static = StaticKeys(config.front_matter)
         self._pages = Pages(fetcher, kr36_site=config.sources.kr36.site,
                             max_bytes=config.http.max_page_bytes)
+        self._images = ImageStore(fetcher, config.archive_dir, ImageLedger(state.path),
+                                  max_bytes=config.http.max_image_bytes)
         self._work: _Work
 
     def execute(self, feeds: tuple[FeedSettings, ...], *, force: bool = False) -> RunReport:
@@ -231,6 +248,8 @@ class Run:
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
+            finally:
+                self._images.close()
         return RunReport(started=started, finished=self.clock(),
                          feeds=tuple(job.result for job in jobs if job.result))
 
@@ -280,24 +299,39 @@ class Run:
         path = known.path if known else archive.post_path(date, archive.slug_for(entry.key, entry.title))
         return _Job(entry, known, date, path)
 
-    def _archive_entry(self, job: _Job, settings: FeedSettings) -> tuple[KnownPost, Outcome, str | None]:
+    def _archive_entry(self, job: _Job, settings: FeedSettings) -> _Archived:
         article = build_article(job.entry, settings, job.known, job.date, self._pages, self.clock)
+        images: list[ImageOutcome] = []
+        if settings.images:
+            article, images = self._with_images(article, PurePosixPath(job.path).parent.as_posix())
+        retry = article.partial is not None or any(i.error and not i.final for i in images)
+        article = replace(article, source_hash=article.source_hash + (INCOMPLETE if retry else ""))
         target = self.config.archive_dir / job.path
         if job.known is not None and _same_post(target, render_post(
                 replace(article, lastmod=job.known.lastmod), self._static)):
             # Nothing shown changed (a page still blocked, a field we do not render): no churn.
             post = replace(job.known, source_hash=article.source_hash)
-            return post, Outcome.UNCHANGED, article.partial
+            return _Archived(post, Outcome.UNCHANGED, article.partial, tuple(images))
         archive.write_atomic(target, render_post(article, self._static).encode())
         post = KnownPost(key=article.key, feed=settings.feed.name, path=job.path,
                          source_hash=article.source_hash, date=article.date, lastmod=article.lastmod)
-        return post, Outcome.UPDATED if job.known else Outcome.NEW, article.partial
+        outcome = Outcome.UPDATED if job.known else Outcome.NEW
+        return _Archived(post, outcome, article.partial, tuple(images))
 
-    def _archived(self, job: _Feed, entry: Entry,
-                  future: Future[tuple[KnownPost, Outcome, str | None]]) -> None:
+    def _with_images(self, article: Article, folder: str) -> tuple[Article, list[ImageOutcome]]:
+        block, images = self._images.localize(article.block_html, folder, article.source_url)
+        cover = None
+        if self.config.cover == "article" and article.cover_url:
+            found = self._images.archive(article.cover_url, folder, article.source_url)
+            cover = found.file
+            if found.url not in {i.url for i in images}:
+                images.append(found)
+        return replace(article, block_html=block, cover=cover), images
+
+    def _archived(self, job: _Feed, entry: Entry, future: Future[_Archived]) -> None:
         job.waiting -= 1
         try:
-            post, outcome, partial = future.result()
+            done = future.result()
         except FATAL:
             raise
         except IngestError as exc:
@@ -308,8 +342,10 @@ class Run:
             job.results.append(EntryResult(entry.key, entry.title, Outcome.FAILED,
                                            error=f"internal error: {exc!r}"))
             return
-        job.posts.append(post)
-        job.results.append(EntryResult(entry.key, entry.title, outcome, post.path, partial=partial))
+        job.posts.append(done.post)
+        job.images.extend(done.images)
+        job.results.append(EntryResult(entry.key, entry.title, done.outcome, done.post.path,
+                                       partial=done.partial, images=done.images))
 
     def _finish_if_done(self, job: _Feed) -> None:
         if job.poll is None or job.waiting or job.result is not None:
@@ -324,6 +360,7 @@ class Run:
             with self.state.transaction():
                 for post in job.posts:
                     self.state.record_post(post)
+                self.state.record_images(job.images, self.clock())
                 self.state.clear_pending(job.journalled)
                 self.state.record_feed(result, keep, self.clock())
         job.result = result

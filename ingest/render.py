@@ -47,17 +47,32 @@ def front_matter(article: Article, static: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class StaticKeys:
-    """The static front matter, as YAML text made once for every post of a run."""
+    """The static front matter, as YAML text made once for every post of a run.
+
+    Only `cover` may change from post to post (``cover: article``): it is kept
+    apart, in its place among the other keys.
+    """
 
     def __init__(self, keys: Mapping[str, Any]) -> None:
-        self.keys = dict(keys)
-        self.text = _yaml(self.keys) if self.keys else ""
+        names = list(keys)
+        cut = names.index("cover") if "cover" in names else len(names)
+        self._before = _yaml({k: keys[k] for k in names[:cut]})
+        self._cover = keys.get("cover")
+        self._after = _yaml({k: keys[k] for k in names[cut + 1:]})
+        self._static_cover = _yaml({"cover": self._cover}) if self._cover is not None else ""
+
+    def text(self, article: Article) -> str:
+        if not article.cover:
+            return self._before + self._static_cover + self._after
+        base = self._cover if isinstance(self._cover, Mapping) else {}
+        cover = {**base, "image": article.cover, "alt": article.title, "relative": True}
+        return self._before + _yaml({"cover": cover}) + self._after
 
 
 def render_post(article: Article, static: StaticKeys) -> str:
     generated = front_matter(article, {})
     head = {k: generated.pop(k) for k in ("title", "categories", "date", "lastmod")}
-    meta = _yaml(head) + static.text + _yaml(generated)
+    meta = _yaml(head) + static.text(article) + _yaml(generated)
     body = f"<div>\n\n{article.block_html}\n</div>\n\n"
     if article.source_url:
         body += f"<div>\n\n[原文]({markdown_url(article.source_url)})\n\n</div>\n\n"
@@ -65,6 +80,8 @@ def render_post(article: Article, static: StaticKeys) -> str:
 
 
 def _yaml(mapping: Mapping[str, Any]) -> str:
+    if not mapping:
+        return ""
     return str(yaml.dump(mapping, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
                          default_flow_style=False, width=1 << 20))
 

@@ -107,3 +107,26 @@ def decode_html(body: bytes, content_type: str = "") -> str:
         # cp1250 gives "Coraçăo"); browsers read undeclared pages as windows-1252.
         return body.decode("cp1252", errors="replace")
     return str(best)
+
+
+def image_type(body: bytes) -> str | None:
+    """The file extension of an image by its magic number: never trust a URL or a header."""
+    if body.startswith(b"\xff\xd8\xff"):
+        return ".jpg"
+    if body.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ".png"
+    if body[:6] in (b"GIF87a", b"GIF89a"):
+        return ".gif"
+    if body[:4] == b"RIFF" and body[8:12] == b"WEBP":
+        return ".webp"
+    if body[4:8] == b"ftyp":
+        box = body[8:min(len(body), int.from_bytes(body[:4], "big"))]
+        brands = {box[i:i + 4] for i in range(0, len(box), 4)}  # major, version, compatible
+        if brands & {b"avif", b"avis"}:
+            return ".avif"
+    return None
+
+
+def is_svg(body: bytes) -> bool:
+    head = body[:1024].lstrip().lower()
+    return head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head)

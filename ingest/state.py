@@ -4,6 +4,7 @@
     entries     entry key → post path, source hash, dates, owning feed
     first_seen  entry key → when an undated entry was first seen (its post's date)
     pending     entry key → post path, for posts being written right now
+    images      image URL → its file name and a post folder holding it, or its failures
 
 The state is a cache of the archive, never the only copy of anything: when
 the database is missing or unreadable, it is rebuilt from the posts' front
@@ -27,6 +28,7 @@ import logging
 import os
 import socket
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -35,7 +37,7 @@ from types import TracebackType
 
 from ingest import archive
 from ingest.errors import LockError, StateError
-from ingest.models import FeedResult, FeedStatus, KnownPost, Validators
+from ingest.models import FeedResult, FeedStatus, ImageOutcome, KnownPost, Validators
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,14 @@ CREATE TABLE IF NOT EXISTS first_seen (
 CREATE TABLE IF NOT EXISTS pending (
     key TEXT PRIMARY KEY,
     path TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS images (
+    url TEXT PRIMARY KEY,
+    file TEXT,
+    folder TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    last_attempt TEXT
 );
 """
 
@@ -163,6 +173,22 @@ class State:
         cursor = self._query("SELECT * FROM feeds ORDER BY name")
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def record_images(self, outcomes: Iterable[ImageOutcome], now: datetime) -> None:
+        for image in outcomes:
+            if image.file:
+                self._db.execute(
+                    """INSERT INTO images (url, file, folder, failures, last_attempt)
+                       VALUES (?, ?, ?, 0, ?)
+                       ON CONFLICT (url) DO UPDATE SET file = excluded.file, folder = excluded.folder,
+                           failures = 0, last_error = NULL, last_attempt = excluded.last_attempt""",
+                    (image.url, image.file, image.folder, _iso(now)))
+            elif image.error and not image.final:
+                self._db.execute(
+                    """INSERT INTO images (url, failures, last_error, last_attempt) VALUES (?, 1, ?, ?)
+                       ON CONFLICT (url) DO UPDATE SET failures = failures + 1,
+                           last_error = excluded.last_error, last_attempt = excluded.last_attempt""",
+                    (image.url, image.error, _iso(now)))
 
     def count_entries(self) -> int:
         return int(self._query("SELECT count(*) FROM entries").fetchone()[0])
@@ -268,6 +294,24 @@ def recover(state: State, archive_dir: Path) -> int:
     if pending:
         log.warning("recovered %d posts a killed run was writing", len(pending))
     return len(pending)
+
+
+class ImageLedger:
+    """What earlier runs archived of each image, readable from worker threads."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, check_same_thread=False)
+        self._lock = threading.Lock()
+
+    def get(self, url: str) -> tuple[str | None, str | None, int] | None:
+        """(file name, a folder holding it, failures so far) of an image URL."""
+        with self._lock:
+            row = self._db.execute("SELECT file, folder, failures FROM images WHERE url = ?",
+                                   (url,)).fetchone()
+        return (row[0], row[1], int(row[2])) if row else None
+
+    def close(self) -> None:
+        self._db.close()
 
 
 class RunLock:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -63,9 +64,10 @@ class Project:
                 "http": {"backoff": 0.01, "attempts": 3, "timeout": 5}, **settings, "feeds": feeds}
         self.config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
 
-    def run(self, *args: str) -> tuple[int, str]:
+    def run(self, *args: str, client: httpx.Client | None = None) -> tuple[int, str]:
         out = io.StringIO()
-        code = cli.main(["--config", str(self.config), *(args or ("run",))], clock=self.clock, out=out)
+        code = cli.main(["--config", str(self.config), *(args or ("run",))], clock=self.clock, out=out,
+                        client=client)
         return code, out.getvalue()
 
     def posts(self) -> dict[str, str]:

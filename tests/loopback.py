@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
+import httpx
+
 
 @dataclass
 class Fault:
@@ -50,6 +52,18 @@ class Request:
     at: float
 
 
+class ToLoopback(httpx.HTTPTransport):
+    """Sends every request to the loopback server, whatever its host (kept in Host)."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__()
+        self._base = httpx.URL(base)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(scheme="http", host=self._base.host, port=self._base.port)
+        return super().handle_request(request)
+
+
 class Loopback:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
@@ -69,7 +83,11 @@ class Loopback:
             def do_POST(self) -> None:
                 server._serve(self, "POST")
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # clients that hang up early (size caps, kills) are part of the tests
+
+        self._httpd = Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
 
@@ -95,6 +113,10 @@ class Loopback:
         route = Route(body=data, **kwargs)  # type: ignore[arg-type]
         self.routes[path] = route
         return route
+
+    def client(self) -> httpx.Client:
+        """A client that reaches this server for any URL, as ingest's own client would."""
+        return httpx.Client(transport=ToLoopback(self.base), follow_redirects=True)
 
     def hits(self, path: str) -> list[Request]:
         with self._lock:

@@ -108,7 +108,7 @@ def test_a_missing_page_keeps_the_feed_content(project: Project, server: Loopbac
     code, out = project.run()  # /p/<id> is not served: 404
     assert code == 1 and "HTTP 404" in out
     (text,) = project.posts().values()
-    assert "一句话摘要" in text and front_matter(text)[0]["ingest"]["source"].endswith("-partial")
+    assert "一句话摘要" in text and front_matter(text)[0]["ingest"]["source"].endswith("-incomplete")
 
 
 @pytest.mark.parametrize(("mode", "hits"), [("never", 0), ("always", 3)])
