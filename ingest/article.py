@@ -26,6 +26,7 @@ from ingest.clean import clean_html, no_blank_lines, strip_tracking
 from ingest.config import FeedSettings
 from ingest.errors import ExtractError, FetchError
 from ingest.extract import Pages
+from ingest.llm import LLMSummarizer
 from ingest.models import Article, Entry, KnownPost
 from ingest.sources import kr36
 
@@ -43,7 +44,8 @@ _TRUNCATED = re.compile(
 
 
 def build_article(entry: Entry, settings: FeedSettings, known: KnownPost | None,
-                  date: datetime, pages: Pages, clock: Callable[[], datetime]) -> Article:
+                  date: datetime, pages: Pages, llm: LLMSummarizer | None,
+                  clock: Callable[[], datetime]) -> Article:
     """The article of `entry`, to be filed under `date` (see pipeline.post_date)."""
     head, raw_article = summary.split_block(entry.content)
     article_html = clean_html(raw_article, base_url=entry.link)
@@ -59,7 +61,7 @@ def build_article(entry: Entry, settings: FeedSettings, known: KnownPost | None,
             if not text_length(article_html):
                 raise
             partial = str(exc)
-    block_head = _block_head(settings.summary, head, article_html)
+    block_head = _block_head(settings.summary, head, article_html, llm)
     return Article(
         key=entry.key,
         title=entry.title,
@@ -110,12 +112,14 @@ def _cover(page_cover: str | None, article_html: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _block_head(mode: str, feed_head: str | None, article_html: str) -> str | None:
+def _block_head(mode: str, feed_head: str | None, article_html: str,
+                llm: LLMSummarizer | None) -> str | None:
     if mode == "none":
         return None
     if mode == "auto" and feed_head is not None:
         return no_blank_lines(feed_head)
-    return summary.head_from(summary.extractive(article_html))
+    made = llm.summarize(article_html) if mode == "llm" and llm is not None else None
+    return summary.head_from(made or summary.extractive(article_html))
 
 
 def _lastmod(entry: Entry, date: datetime, known: KnownPost | None,

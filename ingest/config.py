@@ -79,6 +79,16 @@ class Sources(_Strict):
     model_config = ConfigDict(populate_by_name=True)
 
 
+class SummaryLLM(_Strict):
+    base_url: str  # an OpenAI-compatible API, e.g. https://api.openai.com/v1
+    model: str = Field(min_length=1)
+    api_key_env: str = "OPENAI_API_KEY"
+    max_per_run: int = Field(default=50, ge=0)
+    max_chars: int = Field(default=8000, gt=0)
+
+    _url = field_validator("base_url")(check_url)
+
+
 class Http(_Strict):
     timeout: float = Field(default=30.0, gt=0)
     attempts: int = Field(default=4, ge=1, le=10)
@@ -100,6 +110,7 @@ class Config(_Strict):
     full_content: FullContent = "auto"
     summary: SummaryMode = "auto"
     cover: Literal["static", "article"] = "static"
+    summary_llm: SummaryLLM | None = None
     feeds: tuple[Feed, ...] = Field(strict=False)  # YAML gives a list
     front_matter: dict[str, Any] = Field(default_factory=lambda: dict(SAMPLE_FRONT_MATTER))
     sources: Sources = Field(default_factory=Sources)
@@ -121,6 +132,13 @@ class Config(_Strict):
         if taken:
             raise ValueError(f"{', '.join(taken)}: written by ingest, remove from front_matter")
         return value
+
+    @model_validator(mode="after")
+    def _llm_configured(self) -> Config:
+        uses_llm = self.summary == "llm" or any(f.summary == "llm" for f in self.feeds)
+        if uses_llm and self.summary_llm is None:
+            raise ValueError("summary_llm: required when summary is llm (base_url, model)")
+        return self
 
     @model_validator(mode="after")
     def _unique_feeds(self) -> Config:
@@ -202,7 +220,7 @@ def _describe(err: Any) -> str:
         message = "unknown key"
     elif kind == "value_error":
         message = str(err["ctx"]["error"])
-        if message.startswith("feeds["):  # a whole-config check names its own key
+        if message.startswith(("feeds[", "summary_llm")):  # a whole-config check names its own key
             return message
     elif kind in _TYPE_NAMES:
         message = f"expected {_TYPE_NAMES[kind]}, got {type(err['input']).__name__}"

@@ -36,7 +36,7 @@ from ingest.clean import parse_fragment, serialize
 from ingest.errors import ArchiveError, IngestError
 from ingest.fetch import Fetcher
 from ingest.models import ImageOutcome
-from ingest.state import ImageLedger
+from ingest.state import WorkerCache
 
 MAX_ATTEMPTS = 5
 MAX_PER_ELEMENT = 4
@@ -71,11 +71,11 @@ def referer_for(image_url: str, article_url: str | None) -> str:
 class ImageStore:
     """Archives a run's images: each URL fetched at most once, from any worker thread."""
 
-    def __init__(self, fetcher: Fetcher, archive_dir: Path, ledger: ImageLedger, *,
+    def __init__(self, fetcher: Fetcher, archive_dir: Path, cache: WorkerCache, *,
                  max_bytes: int, workers: int = 4) -> None:
         self._fetcher = fetcher
         self._archive = archive_dir
-        self._ledger = ledger
+        self._cache = cache
         self._max_bytes = max_bytes
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="ingest-images")
         self._lock = threading.Lock()
@@ -118,15 +118,15 @@ class ImageStore:
                 return self._remember(url, present.name, folder)
             if url in self._failed:
                 return self._failed[url]
-            known = self._archived.get(url) or self._from_ledger(url)
+            known = self._archived.get(url) or self._from_cache(url)
             if isinstance(known, ImageOutcome):
                 return known
             if known is not None and _copy(self._archive / known[1] / known[0], target / known[0]):
                 return self._remember(url, known[0], folder)
             return self._download(url, folder, stem, article_url)
 
-    def _from_ledger(self, url: str) -> tuple[str, str] | ImageOutcome | None:
-        record = self._ledger.get(url)
+    def _from_cache(self, url: str) -> tuple[str, str] | ImageOutcome | None:
+        record = self._cache.image(url)
         if record is None:
             return None
         file, holder, failures = record

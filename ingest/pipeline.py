@@ -30,6 +30,7 @@ from ingest.errors import ArchiveError, HTTPStatusError, IngestError, StateError
 from ingest.extract import Pages
 from ingest.fetch import Fetcher
 from ingest.images import ImageStore
+from ingest.llm import LLMSummarizer
 from ingest.models import (
     Action,
     Article,
@@ -46,7 +47,7 @@ from ingest.models import (
 )
 from ingest.parse import parse_feed
 from ingest.render import StaticKeys, render_post
-from ingest.state import ImageLedger, State
+from ingest.state import State, WorkerCache
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +211,11 @@ class Run:
         self._static = StaticKeys(config.front_matter)
         self._pages = Pages(fetcher, kr36_site=config.sources.kr36.site,
                             max_bytes=config.http.max_page_bytes)
-        self._images = ImageStore(fetcher, config.archive_dir, ImageLedger(state.path),
+        self._cache = WorkerCache(state.path)
+        self._images = ImageStore(fetcher, config.archive_dir, self._cache,
                                   max_bytes=config.http.max_image_bytes)
+        self._llm = LLMSummarizer(fetcher, config.summary_llm, self._cache, clock) \
+            if config.summary_llm else None
         self._work: _Work
 
     def execute(self, feeds: tuple[FeedSettings, ...], *, force: bool = False) -> RunReport:
@@ -250,6 +254,7 @@ class Run:
                 raise
             finally:
                 self._images.close()
+                self._cache.close()
         return RunReport(started=started, finished=self.clock(),
                          feeds=tuple(job.result for job in jobs if job.result))
 
@@ -300,7 +305,8 @@ class Run:
         return _Job(entry, known, date, path)
 
     def _archive_entry(self, job: _Job, settings: FeedSettings) -> _Archived:
-        article = build_article(job.entry, settings, job.known, job.date, self._pages, self.clock)
+        article = build_article(job.entry, settings, job.known, job.date, self._pages, self._llm,
+                                self.clock)
         images: list[ImageOutcome] = []
         if settings.images:
             article, images = self._with_images(article, PurePosixPath(job.path).parent.as_posix())

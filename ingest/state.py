@@ -5,6 +5,7 @@
     first_seen  entry key → when an undated entry was first seen (its post's date)
     pending     entry key → post path, for posts being written right now
     images      image URL → its file name and a post folder holding it, or its failures
+    summaries   hash of model and article text → the summary an LLM made of it
 
 The state is a cache of the archive, never the only copy of anything: when
 the database is missing or unreadable, it is rebuilt from the posts' front
@@ -14,6 +15,10 @@ A post is recorded in `entries` only after it is on disk. Before posts are
 written their paths go to `pending`, committed; a run killed mid-write leaves
 them there, and the next run (`recover`) cleans those folders of temp files
 and records what reached the disk. No scan of the archive is ever needed.
+
+The main thread alone records feeds, entries and the journal. Worker threads
+read the images and summaries tables through their own connection
+(`WorkerCache`), and write a summary there as soon as it is paid for.
 
 Only one run at a time: `RunLock` holds an exclusive flock on state_dir/lock
 (released by the kernel if the holder dies, so a killed run's lock is simply
@@ -34,6 +39,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from ingest import archive
 from ingest.errors import LockError, StateError
@@ -78,6 +84,12 @@ CREATE TABLE IF NOT EXISTS first_seen (
 CREATE TABLE IF NOT EXISTS pending (
     key TEXT PRIMARY KEY,
     path TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS summaries (
+    key TEXT PRIMARY KEY,
+    keywords TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    created TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS images (
     url TEXT PRIMARY KEY,
@@ -296,19 +308,33 @@ def recover(state: State, archive_dir: Path) -> int:
     return len(pending)
 
 
-class ImageLedger:
-    """What earlier runs archived of each image, readable from worker threads."""
+class WorkerCache:
+    """The state's caches, for worker threads: images archived, summaries paid for."""
 
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, check_same_thread=False)
+        self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, check_same_thread=False,
+                                   isolation_level=None)
         self._lock = threading.Lock()
 
-    def get(self, url: str) -> tuple[str | None, str | None, int] | None:
+    def image(self, url: str) -> tuple[str | None, str | None, int] | None:
         """(file name, a folder holding it, failures so far) of an image URL."""
-        with self._lock:
-            row = self._db.execute("SELECT file, folder, failures FROM images WHERE url = ?",
-                                   (url,)).fetchone()
+        row = self._one("SELECT file, folder, failures FROM images WHERE url = ?", (url,))
         return (row[0], row[1], int(row[2])) if row else None
+
+    def summary(self, key: str) -> tuple[list[str], str] | None:
+        row = self._one("SELECT keywords, summary FROM summaries WHERE key = ?", (key,))
+        return ([str(k) for k in json.loads(row[0])], str(row[1])) if row else None
+
+    def remember_summary(self, key: str, keywords: list[str], summary: str, now: datetime) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO summaries (key, keywords, summary, created) "
+                             "VALUES (?, ?, ?, ?)",
+                             (key, json.dumps(keywords, ensure_ascii=False), summary, _iso(now)))
+
+    def _one(self, sql: str, params: tuple[str, ...]) -> tuple[Any, ...] | None:
+        with self._lock:
+            row: tuple[Any, ...] | None = self._db.execute(sql, params).fetchone()
+        return row
 
     def close(self) -> None:
         self._db.close()

@@ -85,7 +85,8 @@ _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _CJK_SENTENCE_END = re.compile(r"(?<=[。！？!?；…])")
 _LATIN_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'“‘(\[]?[A-Z0-9])")
 _LATIN_WORD = re.compile(r"[^\W\d_][\w'’-]*[^\W_]|[^\W\d_]{2,}")
-_FINAL_STOP = re.compile(r"[。！？!?….;；][\"'”’)）\]」』]*\Z")
+_CJK_FINAL_STOP = re.compile(r"[。！？!?…；][\"'”’)）\]」』]*\Z")
+_LATIN_FINAL_STOP = re.compile(r"[.!?…][\"'”’)\]]*\Z")
 _CJK_TARGET_CHARS = 150
 _LATIN_TARGET_SENTENCES = 3
 _STOP_LATIN = frozenset("""
@@ -110,7 +111,7 @@ _STOP_CJK = frozenset("""
 
 def extractive(article_html: str, keyword_count: int = 5) -> Summary:
     """Keywords and a short summary made of the article's own sentences."""
-    text = _prose(article_html)
+    text = prose(article_html)
     if not text.strip():
         return Summary((), "")
     cjk = len(_CJK.findall(text)) > len(text) * 0.2
@@ -138,14 +139,15 @@ def extractive(article_html: str, keyword_count: int = 5) -> Summary:
     return Summary(keywords, joiner.join(sentences[i] for i in sorted(chosen)))
 
 
-def _prose(article_html: str) -> str:
+def prose(article_html: str) -> str:
     """The article's text, one line per block; captions and editor notes left out."""
     if not article_html.strip():
         return ""
     root = lxml.html.fragment_fromstring(article_html, create_parent="div")
     for element in list(root.iter()):
-        if set(element.get("class", "").split()) & _NOT_PROSE:
-            element.drop_tree()
+        if (not isinstance(element.tag, str) or element.tag == "pre"
+                or set((element.get("class") or "").split()) & _NOT_PROSE):
+            element.drop_tree()  # comments and code blocks too: their text is no prose
     for element in root.iter(*_BLOCK_TAGS):
         element.tail = "\n" + (element.tail or "")
     return str(root.text_content())
@@ -158,7 +160,8 @@ def _sentences(text: str, cjk: bool) -> list[str]:
         for piece in pattern.split(" ".join(line.split())):
             piece = piece.strip()
             # Headings and captions have no final stop: they are not sentences.
-            if len(piece) >= (6 if cjk else 20) and _FINAL_STOP.search(piece):
+            final_stop = _CJK_FINAL_STOP if cjk else _LATIN_FINAL_STOP
+            if len(piece) >= (6 if cjk else 20) and final_stop.search(piece):
                 out.append(piece)
     return out
 
@@ -168,7 +171,8 @@ def _words(sentence: str, cjk: bool) -> list[str]:
         import rjieba  # imported on first use: start-up stays fast for runs without it
 
         return [w for w in rjieba.cut(sentence, False) if _is_cjk_keyword(w)]
-    return [w.lower() for w in _LATIN_WORD.findall(sentence) if w.lower() not in _STOP_LATIN]
+    words = (w.lower().replace("’", "'") for w in _LATIN_WORD.findall(sentence))
+    return [w for w in words if w not in _STOP_LATIN and "'" not in w]  # contractions are no topic
 
 
 def _is_cjk_keyword(word: str) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,11 +32,12 @@ def config_keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
     """Every leaf key, and every list of mappings, as the README names them."""
     for name, field in model.model_fields.items():
         key = f"{prefix}{field.alias or name}"
-        args = getattr(field.annotation, "__args__", None)
+        args = [a for a in getattr(field.annotation, "__args__", ()) if a is not type(None)]
         inner = args[0] if args else field.annotation
+        listed = typing.get_origin(field.annotation) in (tuple, list)
         if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
             yield key
-        elif args is None:  # a nested mapping: only its leaves are keys
+        elif not listed:  # a nested mapping, perhaps optional: only its leaves are keys
             yield from config_keys(inner, f"{key}.")
         else:  # a list of mappings (feeds)
             yield key

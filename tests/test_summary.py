@@ -62,7 +62,7 @@ ENGLISH = ("<p>The river flooded the old mill twice this year. Engineers blame u
 @pytest.mark.parametrize("article", [CHINESE, ENGLISH])
 def test_extractive_takes_whole_sentences_and_keywords_from_the_article(article: str) -> None:
     made = extractive(article)
-    text = summary._prose(article)
+    text = summary.prose(article)
     assert 3 <= len(made.keywords) <= 8
     assert all(k.lower() in text.lower() for k in made.keywords)
     sentences = summary._sentences(text, summary._CJK.search(text) is not None)
