@@ -41,8 +41,9 @@ _SEPARATORS = re.compile(r"[\s_-]+")
 
 
 def slug_for(key: str, title: str) -> str:
-    if key.startswith("36kr:"):
-        return key.removeprefix("36kr:")
+    article = key.removeprefix("36kr:")
+    if article != key and article.isascii() and article.isdigit():
+        return article
     digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     words = slugify(title)
     if not words:

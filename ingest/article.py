@@ -24,7 +24,7 @@ import lxml.html
 from ingest import summary
 from ingest.clean import clean_html, no_blank_lines, strip_tracking
 from ingest.config import FeedSettings
-from ingest.errors import ExtractError, FetchError
+from ingest.errors import BlockedError, ExtractError, FetchError
 from ingest.extract import Pages
 from ingest.llm import LLMSummarizer
 from ingest.models import Article, Entry, KnownPost
@@ -45,8 +45,11 @@ _TRUNCATED = re.compile(
 
 def build_article(entry: Entry, settings: FeedSettings, known: KnownPost | None,
                   date: datetime, pages: Pages, llm: LLMSummarizer | None,
-                  clock: Callable[[], datetime]) -> Article:
-    """The article of `entry`, to be filed under `date` (see pipeline.post_date)."""
+                  clock: Callable[[], datetime], *, strict_pages: bool = False) -> Article:
+    """The article of `entry`, to be filed under `date` (see pipeline.post_date).
+
+    With `strict_pages` a bot wall is raised, not worked around with the feed's content.
+    """
     head, raw_article = summary.split_block(entry.content)
     article_html = clean_html(raw_article, base_url=entry.link)
     partial = page_cover = None
@@ -58,7 +61,7 @@ def build_article(entry: Entry, settings: FeedSettings, known: KnownPost | None,
             if text_length(page_html) >= text_length(article_html):
                 article_html = page_html
         except (FetchError, ExtractError) as exc:
-            if not text_length(article_html):
+            if not text_length(article_html) or (strict_pages and isinstance(exc, BlockedError)):
                 raise
             partial = str(exc)
     block_head = _block_head(settings.summary, head, article_html, llm)

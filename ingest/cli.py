@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ingest import __version__, archive, verify
+from ingest.backfill import Backfill, progress_for
 from ingest.config import Config, load_config
 from ingest.errors import IngestError
 from ingest.fetch import USER_AGENT, Fetcher, Policy, make_client
@@ -46,12 +47,39 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true",
                      help="also poll feeds that are backing off after failing run after run")
     commands.add_parser("reindex", help="rebuild the state database from the archive")
+    _add_backfill(commands)
     verify = commands.add_parser("verify", help="check that every archived post renders intact")
     verify.add_argument("--hugo", action="store_true",
                         help="also build the archive with Hugo and compare every page")
     verify.add_argument("--site", type=Path,
                         help="the Hugo site to build with (default: ingest's minimal site)")
     return parser
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date: write YYYY-MM-DD") from None
+
+
+def _add_backfill(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    backfill = commands.add_parser("backfill", help="archive what the feeds no longer show")
+    sources = backfill.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    kr = sources.add_parser("36kr", help="a 36kr channel's articles, newest first, back to a date")
+    kr.add_argument("--channel", required=True,
+                    help="the channel's nick, as in 36kr.com/information/<nick>/ (AI, web_news, …)")
+    kr.add_argument("--since", required=True, type=_day, help="the oldest publish date wanted (UTC)")
+    kr.add_argument("--until", type=_day, help="the newest publish date wanted (UTC; default: now)")
+    urls = sources.add_parser("urls", help="article URLs, one a line")
+    urls.add_argument("file", type=Path, help="the file of URLs ('-' for standard input)")
+    feed = sources.add_parser("feed", help="every item of a saved feed file, or of a feed URL")
+    feed.add_argument("source", help="a feed file's path, or a feed's URL")
+    for parser in (kr, urls, feed):
+        parser.add_argument("--category", help="the posts' category (default: 36kr<channel> for a "
+                                               "36kr channel, else backfill)")
+        parser.add_argument("--dry-run", action="store_true",
+                            help="list what would be archived; fetch no article, write nothing")
 
 
 def main(argv: Sequence[str] | None = None, *, client: httpx.Client | None = None,
@@ -66,6 +94,8 @@ def main(argv: Sequence[str] | None = None, *, client: httpx.Client | None = Non
         with RunLock(config.state_dir, args.command, clock()):
             if args.command == "reindex":
                 return _reindex(config, out)
+            if args.command == "backfill":
+                return _backfill(config, args, client, clock, out)
             return _run(config, args, client, clock, out)
     except IngestError as exc:
         print(f"ingest: {exc}", file=sys.stderr)
@@ -83,14 +113,46 @@ def _run(config: Config, args: argparse.Namespace, client: httpx.Client | None, 
     http = client or make_client(policy)
     try:
         recover(state, config.archive_dir)
-        run = Run(config, state, Fetcher(http, policy), clock)
-        report = run.execute(tuple(config.for_feed(f) for f in config.feeds), force=args.force)
+        with Run(config, state, Fetcher(http, policy), clock) as run:
+            report = run.execute(tuple(config.for_feed(f) for f in config.feeds), force=args.force)
     finally:
         state.close()
         if client is None:  # a client passed in is its owner's to close
             http.close()
     print_report(report, out, verbose=args.verbose > 0, quiet=args.quiet)
     return report.exit_code
+
+
+def _backfill(config: Config, args: argparse.Namespace, client: httpx.Client | None, clock: Clock,
+              out: TextIO) -> int:
+    policy = _policy(config)
+    if not args.dry_run:
+        archive.check_writable(config.archive_dir)
+    state = open_state(config.state_dir, config.archive_dir)
+    http = client or make_client(policy)
+    since = getattr(args, "since", None)
+    default_category = f"36kr{args.channel.lower()}" if args.source == "36kr" else "backfill"
+    try:
+        recover(state, config.archive_dir)
+        job = Backfill(config, state, Fetcher(http, policy), clock, progress_for(out, since, clock()),
+                       out, category=args.category or default_category, dry_run=args.dry_run)
+        if args.source == "36kr":
+            return job.channel(args.channel, args.since, args.until)
+        if args.source == "urls":
+            text = sys.stdin.read() if str(args.file) == "-" else _read_text(args.file)
+            return job.urls(text.splitlines())
+        return job.feed(args.source)
+    finally:
+        state.close()
+        if client is None:
+            http.close()
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IngestError(f"cannot read {path}: {exc}") from None
 
 
 def _reindex(config: Config, out: TextIO) -> int:

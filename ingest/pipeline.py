@@ -16,7 +16,7 @@ import functools
 import logging
 import queue
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -26,7 +26,7 @@ from typing import Any
 from ingest import archive
 from ingest.article import build_article
 from ingest.config import Config, FeedSettings
-from ingest.errors import ArchiveError, HTTPStatusError, IngestError, StateError
+from ingest.errors import ArchiveError, BlockedError, HTTPStatusError, IngestError, StateError
 from ingest.extract import Pages
 from ingest.fetch import Fetcher
 from ingest.images import ImageStore
@@ -200,13 +200,22 @@ class _Job:
 
 
 class Run:
-    """The work of one `ingest run` over the configured feeds."""
+    """Archiving the entries of feeds: `ingest run` polls them, backfill hands them over.
 
-    def __init__(self, config: Config, state: State, fetcher: Fetcher, clock: Clock) -> None:
+    With `only_new`, an entry archived before is left as it is, whatever changed.
+    With `strict_pages`, an article page behind a bot wall fails its entry (and is
+    noted in `blocked`) instead of archiving the feed's content meanwhile.
+    """
+
+    def __init__(self, config: Config, state: State, fetcher: Fetcher, clock: Clock, *,
+                 only_new: bool = False, strict_pages: bool = False) -> None:
         self.config = config
         self.state = state
         self.fetcher = fetcher
         self.clock = clock
+        self.only_new = only_new
+        self.strict_pages = strict_pages
+        self.blocked: str | None = None
         self._claimed: set[str] = set()
         self._static = StaticKeys(config.front_matter)
         self._pages = Pages(fetcher, kr36_site=config.sources.kr36.site,
@@ -216,9 +225,18 @@ class Run:
                                   max_bytes=config.http.max_image_bytes)
         self._llm = LLMSummarizer(fetcher, config.summary_llm, self._cache, clock) \
             if config.summary_llm else None
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._images.close()
+        self._cache.close()
         self._work: _Work
 
-    def execute(self, feeds: tuple[FeedSettings, ...], *, force: bool = False) -> RunReport:
+    def execute(self, feeds: tuple[FeedSettings, ...], *, force: bool = False,
+                given: Mapping[str, FeedPoll] | None = None) -> RunReport:
+        """Poll `feeds` (or take the polls `given` by feed URL) and archive their entries."""
         started = self.clock()
         jobs = [_Feed(settings) for settings in feeds]
         # Polls finish in any order but are handled in config order, so that when two
@@ -228,9 +246,11 @@ class Run:
         with ThreadPoolExecutor(self.config.http.workers, thread_name_prefix="ingest") as pool:
             self._work = _Work(pool, self.config.http.workers * 4)
             for index, job in enumerate(jobs):
-                waiting = None if force else self._backing_off(job)
-                if waiting is not None:
-                    polled[index] = waiting
+                ready = (given or {}).get(job.settings.feed.url)
+                if ready is None and not force:
+                    ready = self._backing_off(job)
+                if ready is not None:  # a poll not made now is not recorded as one
+                    polled[index] = ready
                     job.record = False
                     continue
                 self._work.submit((index, None), poll_feed, self.fetcher, job.settings,
@@ -252,9 +272,6 @@ class Run:
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
-            finally:
-                self._images.close()
-                self._cache.close()
         return RunReport(started=started, finished=self.clock(),
                          feeds=tuple(job.result for job in jobs if job.result))
 
@@ -277,6 +294,8 @@ class Run:
         work: list[tuple[Entry, KnownPost | None]] = []
         for entry in entries:
             action = decide(entry, known.get(entry.key), name)
+            if self.only_new and entry.key in known:
+                action = Action.UNCHANGED
             if action in (Action.NEW, Action.UPDATED) and entry.key in self._claimed:
                 action = Action.OWNED_ELSEWHERE  # the same article twice in this run
             if action in (Action.NEW, Action.UPDATED):
@@ -306,7 +325,7 @@ class Run:
 
     def _archive_entry(self, job: _Job, settings: FeedSettings) -> _Archived:
         article = build_article(job.entry, settings, job.known, job.date, self._pages, self._llm,
-                                self.clock)
+                                self.clock, strict_pages=self.strict_pages)
         images: list[ImageOutcome] = []
         if settings.images:
             article, images = self._with_images(article, PurePosixPath(job.path).parent.as_posix())
@@ -340,6 +359,10 @@ class Run:
             done = future.result()
         except FATAL:
             raise
+        except BlockedError as exc:
+            self.blocked = self.blocked or str(exc)
+            job.results.append(EntryResult(entry.key, entry.title, Outcome.FAILED, error=str(exc)))
+            return
         except IngestError as exc:
             job.results.append(EntryResult(entry.key, entry.title, Outcome.FAILED, error=str(exc)))
             return
@@ -360,14 +383,14 @@ class Run:
         result = FeedResult(name=feed.name, url=feed.url, status=job.poll.status,
                             http_status=job.poll.http_status, entries=tuple(job.results),
                             error=job.poll.error)
-        if job.record:
-            # Validators are kept only when nothing failed: a failed entry must come back.
-            keep = job.poll.validators if not result.failed else None
-            with self.state.transaction():
-                for post in job.posts:
-                    self.state.record_post(post)
-                self.state.record_images(job.images, self.clock())
-                self.state.clear_pending(job.journalled)
+        # Validators are kept only when nothing failed: a failed entry must come back.
+        keep = job.poll.validators if not result.failed else None
+        with self.state.transaction():
+            for post in job.posts:
+                self.state.record_post(post)
+            self.state.record_images(job.images, self.clock())
+            self.state.clear_pending(job.journalled)
+            if job.record:
                 self.state.record_feed(result, keep, self.clock())
         job.result = result
         log.info("%s: %s", feed.name, result.status.value)

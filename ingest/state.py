@@ -6,6 +6,7 @@
     pending     entry key → post path, for posts being written right now
     images      image URL → its file name and a post folder holding it, or its failures
     summaries   hash of model and article text → the summary an LLM made of it
+    backfills   a backfill command → its cursor and counts, so it can resume
 
 The state is a cache of the archive, never the only copy of anything: when
 the database is missing or unreadable, it is rebuilt from the posts' front
@@ -84,6 +85,17 @@ CREATE TABLE IF NOT EXISTS first_seen (
 CREATE TABLE IF NOT EXISTS pending (
     key TEXT PRIMARY KEY,
     path TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS backfills (
+    id TEXT PRIMARY KEY,
+    cursor TEXT NOT NULL,
+    pages INTEGER NOT NULL,
+    archived INTEGER NOT NULL,
+    skipped INTEGER NOT NULL,
+    failed INTEGER NOT NULL,
+    reached TEXT,
+    done INTEGER NOT NULL,
+    updated TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS summaries (
     key TEXT PRIMARY KEY,
@@ -201,6 +213,19 @@ class State:
                        ON CONFLICT (url) DO UPDATE SET failures = failures + 1,
                            last_error = excluded.last_error, last_attempt = excluded.last_attempt""",
                     (image.url, image.error, _iso(now)))
+
+    def checkpoint(self, backfill: str) -> dict[str, Any] | None:
+        cursor = self._query("SELECT * FROM backfills WHERE id = ?", (backfill,))
+        row = cursor.fetchone()
+        return dict(zip([d[0] for d in cursor.description], row, strict=True)) if row else None
+
+    def save_checkpoint(self, backfill: str, cursor: str, tally: Any, done: bool, now: datetime) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO backfills (id, cursor, pages, archived, skipped, failed, reached, "
+                "done, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (backfill, cursor, tally.pages, tally.archived, tally.skipped, tally.failed,
+                 _iso(tally.reached) if tally.reached else None, int(done), _iso(now)))
 
     def count_entries(self) -> int:
         return int(self._query("SELECT count(*) FROM entries").fetchone()[0])

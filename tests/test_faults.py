@@ -124,10 +124,10 @@ def test_a_failed_entry_is_retried_next_run(project: Project, server: Loopback,
     project.configure([{"name": "36kr", "url": server.url("/feed")}])
     real = ingest.article.build_article
 
-    def flaky(entry: Entry, *args: object) -> object:  # build_article's signature, loosely
+    def flaky(entry: Entry, *args: object, **kwargs: object) -> object:  # build_article, loosely
         if entry.key.endswith("0001"):
             raise ingest.errors.ExtractError("page could not be read")
-        return real(entry, *args)  # type: ignore[arg-type]
+        return real(entry, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr("ingest.pipeline.build_article", flaky)
     code, out = project.run()

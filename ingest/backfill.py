@@ -1,0 +1,342 @@
+"""`ingest backfill`: archive what feeds no longer show, resumably and politely.
+
+Three sources, each turned into entries that go through the same pipeline as
+`ingest run` (so dedupe, dates, cleaning, images and crash safety are the same):
+
+* ``36kr --channel NICK``: 36kr's channel flow, newest first, 30 items a page:
+  POST ``{gateway}/api/mis/nav/ifm/subNav/flow``; later pages send the previous
+  answer's ``pageCallback``. Ads (``itemType`` 0) are skipped; paging stops at
+  the first item older than ``--since`` or when ``hasNextPage`` is 0. Each
+  article comes from its page (``{site}/p/<id>``), filed under its own
+  ``publishTime``. After each page, the cursor and counts are committed to the
+  state: the same command after a kill or Ctrl-C carries on from there, and
+  once complete it starts again from the top, fetching only what is new.
+* ``urls FILE``: article URLs, one a line; each page is read first, so a post
+  has the page's title and publish date.
+* ``feed PATH_OR_URL``: every item of a saved feed (a snapshot, a web-archive copy).
+
+A backfill only adds: an article archived before (by a poll or a backfill, in
+any URL form) is skipped without a request. One request at a time to 36kr,
+spaced by ``sources.36kr.delay``; a bot wall stops the backfill (exit 1) rather
+than knocking again: run the same command later to resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from ingest import sniff
+from ingest.config import Config, Feed, FeedSettings, FullContent
+from ingest.errors import BlockedError, FetchError, IngestError, ParseError
+from ingest.extract import Pages
+from ingest.fetch import Fetcher
+from ingest.models import Entry, FeedResult, FeedStatus, Outcome, PageArticle, ParsedFeed
+from ingest.parse import entry_key, parse_feed
+from ingest.pipeline import FeedPoll, Run
+from ingest.sources import kr36
+from ingest.state import State
+
+FLOW_PATH = "/api/mis/nav/ifm/subNav/flow"
+PAGE_SIZE = 30
+MAX_FLOW_BYTES = 5 * 1024 * 1024
+URL_BATCH = 10
+
+
+@dataclass(frozen=True, slots=True)
+class FlowPage:
+    entries: tuple[Entry, ...]  # the articles of the page, ads left out, newest first
+    cursor: str
+    has_next: bool
+
+
+@dataclass(slots=True)
+class Tally:
+    pages: int = 0
+    archived: int = 0
+    skipped: int = 0
+    failed: int = 0
+    reached: datetime | None = None  # the oldest publish time seen so far
+
+    def add(self, result: FeedResult) -> None:
+        self.archived += result.count(Outcome.NEW)
+        self.skipped += result.count(Outcome.UNCHANGED) + result.count(Outcome.UPDATED)
+        self.failed += result.count(Outcome.FAILED)
+
+
+class Progress(Protocol):
+    def update(self, tally: Tally, note: str = "") -> None: ...
+    def close(self) -> None: ...
+
+
+def flow_payload(channel: str, cursor: str, now: datetime) -> dict[str, Any]:
+    return {"partner_id": "web", "timestamp": int(now.timestamp() * 1000),
+            "param": {"subnavType": 1, "subnavNick": channel, "pageSize": PAGE_SIZE,
+                      "pageEvent": 1 if cursor else 0, "pageCallback": cursor, "siteId": 1,
+                      "platformId": 2}}
+
+
+def parse_flow(body: bytes, url: str) -> FlowPage:
+    """One page of the channel flow; ParseError if the answer is not one."""
+    marker = sniff.challenge_marker(body)
+    if marker:
+        raise BlockedError(url, f"36kr answered the channel flow with a bot wall ({marker!r})",
+                           wall=f"a bot wall ({marker!r})")
+    try:
+        answer = json.loads(body)
+        data = answer["data"]
+        items = data["itemList"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ParseError(f"the channel flow answered no item list ({url}): {exc}") from None
+    if answer.get("code") not in (0, None):
+        raise ParseError(f"the channel flow answered code {answer.get('code')} ({url})")
+    entries = tuple(e for e in (_flow_entry(item) for item in items) if e is not None)
+    return FlowPage(entries, str(data.get("pageCallback") or ""), bool(data.get("hasNextPage")))
+
+
+def _flow_entry(item: dict[str, Any]) -> Entry | None:
+    material = item.get("templateMaterial") or {}
+    article = str(material.get("itemId") or item.get("itemId") or "")
+    published = material.get("publishTime")
+    if item.get("itemType") == 0 or not article.isdigit() or not isinstance(published, int | float):
+        return None  # an ad, or not an article
+    link = kr36.canonical_url(article)
+    title = " ".join(str(material.get("widgetTitle") or "").split()) or link
+    summary = str(material.get("summary") or "")
+    moment = datetime.fromtimestamp(published / 1000, UTC)
+    fingerprint = json.dumps([title, link, moment.isoformat(), summary], ensure_ascii=False)
+    return Entry(key=f"36kr:{article}", title=title, link=link, published=moment, updated=None,
+                 content=f"<p>{_escape(summary)}</p>" if summary else "",
+                 author=str(material.get("authorName") or "") or None,
+                 source_hash=hashlib.sha256(fingerprint.encode()).hexdigest()[:16])
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class Backfill:
+    """One `ingest backfill` command."""
+
+    def __init__(self, config: Config, state: State, fetcher: Fetcher, clock: Callable[[], datetime],
+                 progress: Progress, out: TextIO, *, category: str, dry_run: bool = False) -> None:
+        self.config = config
+        self.state = state
+        self.fetcher = fetcher
+        self.clock = clock
+        self.progress = progress
+        self.out = out
+        self.category = category
+        self.dry_run = dry_run
+        self.tally = Tally()
+
+    def channel(self, channel: str, since: date, until: date | None) -> int:
+        start = datetime.combine(since, datetime.min.time(), UTC)
+        end = datetime.combine(until, datetime.min.time(), UTC) + timedelta(days=1) if until else None
+        checkpoint = f"36kr/{channel}/{since}/{until or ''}"
+        saved = None if self.dry_run else self.state.checkpoint(checkpoint)
+        cursor = ""
+        if saved and not saved["done"]:
+            cursor = saved["cursor"]
+            self.tally = Tally(saved["pages"], saved["archived"], saved["skipped"], saved["failed"],
+                               datetime.fromisoformat(saved["reached"]) if saved["reached"] else None)
+            self._say(f"resuming after page {self.tally.pages}")
+        gateway = self.config.sources.kr36.gateway.rstrip("/") + FLOW_PATH
+        settings = self._settings(gateway, full_content="always")
+        with self._run() as run:
+            while True:
+                try:
+                    response = self.fetcher.post_json(gateway, flow_payload(channel, cursor, self.clock()),
+                                                      max_bytes=MAX_FLOW_BYTES)
+                    page = parse_flow(response.body, gateway)
+                except BlockedError as exc:
+                    return self._stopped(str(exc))
+                wanted = [e for e in page.entries
+                          if e.published and e.published >= start and (end is None or e.published < end)]
+                older = any(e.published and e.published < start for e in page.entries)
+                self.tally.pages += 1
+                if page.entries:
+                    oldest = min(e.published for e in page.entries if e.published)
+                    self.tally.reached = min(self.tally.reached or oldest, oldest)
+                if not self._archive(run, settings, wanted):
+                    return self._stopped(run.blocked or "blocked")
+                done = older or not page.has_next or not page.cursor
+                if not self.dry_run:
+                    self.state.save_checkpoint(checkpoint, page.cursor, self.tally, done, self.clock())
+                self.progress.update(self.tally)
+                if done:
+                    break
+                cursor = page.cursor
+        return self._finished()
+
+    def urls(self, lines: list[str]) -> int:
+        links = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        pages = Pages(self.fetcher, kr36_site=self.config.sources.kr36.site,
+                      max_bytes=self.config.http.max_page_bytes)
+        settings = self._settings("backfill:urls", full_content="never")
+        with self._run() as run:
+            for start in range(0, len(links), URL_BATCH):
+                batch = links[start:start + URL_BATCH]
+                known = self.state.known(entry_key("", link, "", None) for link in batch)
+                entries = []
+                for link in batch:
+                    key = entry_key("", link, "", None)
+                    if key in known:
+                        self.tally.skipped += 1
+                        continue
+                    if self.dry_run:
+                        self._say(f"would archive {link}")
+                        continue
+                    try:
+                        entries.append(_page_entry(key, link, pages.article(link)))
+                    except BlockedError as exc:
+                        return self._stopped(str(exc))
+                    except (FetchError, IngestError) as exc:
+                        self.tally.failed += 1
+                        self._say(f"! {link}: {exc}")
+                if entries and not self._archive(run, settings, entries):
+                    return self._stopped(run.blocked or "blocked")
+                self.tally.pages += 1
+                self.progress.update(self.tally)
+        return self._finished()
+
+    def feed(self, source: str) -> int:
+        path = Path(source)
+        try:
+            if path.is_file():
+                body, url = path.read_bytes(), path.resolve().as_uri()
+            else:
+                response = self.fetcher.get(source, max_bytes=self.config.http.max_feed_bytes)
+                body, url = response.body, response.url
+            parsed = parse_feed(body, url)
+        except (OSError, IngestError) as exc:
+            print(f"ingest: cannot read the feed {source}: {exc}", file=sys.stderr)
+            return 1
+        settings = self._settings(f"backfill:{url}", full_content=self.config.full_content)
+        with self._run() as run:
+            if not self._archive(run, settings, list(parsed.entries)):
+                return self._stopped(run.blocked or "blocked")
+        self.tally.pages = 1
+        return self._finished()
+
+    def _run(self) -> Run:
+        return Run(self.config, self.state, self.fetcher, self.clock, only_new=True, strict_pages=True)
+
+    def _settings(self, url: str, *, full_content: FullContent) -> FeedSettings:
+        feed = Feed.model_construct(name=self.category, url=url)
+        return FeedSettings.model_construct(feed=feed, full_content=full_content,
+                                            images=self.config.images, summary=self.config.summary)
+
+    def _archive(self, run: Run, settings: FeedSettings, entries: list[Entry]) -> bool:
+        """Archive `entries` (or list them, on a dry run); False if a bot wall stopped us."""
+        if self.dry_run:
+            known = self.state.known(e.key for e in entries)
+            for entry in entries:
+                day = f"{entry.published:%Y-%m-%d}" if entry.published else "undated"
+                status = "archived already" if entry.key in known else "new"
+                self._say(f"{day}  {entry.key}  {entry.title}  ({status})")
+                self.tally.skipped += entry.key in known
+            return True
+        poll = FeedPoll(FeedStatus.OK, parsed=ParsedFeed(self.category, None, tuple(entries)))
+        report = run.execute((settings,), given={settings.feed.url: poll})
+        for result in report.feeds:
+            self.tally.add(result)
+            for outcome in result.entries:
+                if outcome.outcome is Outcome.FAILED:
+                    self._say(f"! {outcome.title}: {outcome.error}")
+        return run.blocked is None
+
+    def _stopped(self, why: str) -> int:
+        self.progress.close()
+        self._say(f"stopped: {why}")
+        self._say(f"{self._summary()}; run the same command later to resume")
+        return 1
+
+    def _finished(self) -> int:
+        self.progress.close()
+        self._say(self._summary())
+        return 1 if self.tally.failed else 0
+
+    def _summary(self) -> str:
+        t = self.tally
+        verb = "would archive" if self.dry_run else "archived"
+        return (f"backfill {'(dry run) ' if self.dry_run else ''}{t.pages} pages: {t.archived} {verb}, "
+                f"{t.skipped} already archived, {t.failed} failed")
+
+    def _say(self, line: str) -> None:
+        print(line, file=self.out)
+
+
+def _page_entry(key: str, link: str, page: PageArticle) -> Entry:
+    fingerprint = json.dumps([page.title, link, page.published and page.published.isoformat(),
+                              page.html], ensure_ascii=False)
+    return Entry(key=key, title=page.title or link, link=link, published=page.published, updated=None,
+                 content=page.html, author=page.author,
+                 source_hash=hashlib.sha256(fingerprint.encode()).hexdigest()[:16])
+
+
+class LineProgress:
+    """Plain progress lines for logs (cron, CI), at most one every `every` seconds."""
+
+    def __init__(self, out: TextIO, since: datetime | None, every: float = 10.0) -> None:
+        self._out = out
+        self._since = since
+        self._every = every
+        self._started = time.monotonic()
+        self._last = 0.0
+
+    def update(self, tally: Tally, note: str = "") -> None:
+        now = time.monotonic()
+        if now - self._last < self._every and tally.pages > 1:
+            return
+        self._last = now
+        rate = tally.archived / max(now - self._started, 1e-6)
+        reached = f", reached {tally.reached:%Y-%m-%d}" if tally.reached else ""
+        print(f"page {tally.pages}: {tally.archived} archived, {tally.skipped} already archived, "
+              f"{tally.failed} failed, {rate:.1f} articles/s{reached}{note}", file=self._out, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class TerminalProgress:
+    """A rich progress bar: pages, counts, rate; done is measured in days back to --since."""
+
+    def __init__(self, since: datetime | None, newest: datetime) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self._since = since
+        self._newest = newest
+        self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                             TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
+                             TimeRemainingColumn(), transient=False)
+        span = (newest - since).total_seconds() if since else None
+        self._task = self._bar.add_task("backfill", total=span, counts="")
+        self._started = time.monotonic()
+        self._bar.start()
+
+    def update(self, tally: Tally, note: str = "") -> None:
+        rate = tally.archived / max(time.monotonic() - self._started, 1e-6)
+        counts = (f"{tally.archived} archived · {tally.skipped} skipped · {tally.failed} failed · "
+                  f"{rate:.1f}/s")
+        done = (self._newest - tally.reached).total_seconds() if tally.reached and self._since else None
+        self._bar.update(self._task, description=f"page {tally.pages}", counts=counts,
+                         completed=done)
+
+    def close(self) -> None:
+        self._bar.stop()
+
+
+def progress_for(out: TextIO, since: date | None, now: datetime) -> Progress:
+    start = datetime.combine(since, datetime.min.time(), UTC) if since else None
+    if out.isatty():
+        return TerminalProgress(start, now)
+    return LineProgress(out, start)
+
