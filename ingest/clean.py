@@ -101,7 +101,7 @@ def has_class(element: lxml.html.HtmlElement, name: str) -> bool:
 def parse_fragment(html: str) -> lxml.html.HtmlElement:
     """`html` as children of a <div>; input nested beyond libxml2's limit keeps its text."""
     html = _CONTROL.sub("", html.replace("\r\n", "\n").replace("\r", "\n"))
-    if not html.strip():
+    if not html.strip(" \t\n\f"):  # a no-break space is text, not markup whitespace
         return lxml.html.Element("div")
     parser = lxml.html.HTMLParser(huge_tree=True, remove_comments=True, remove_pis=True)
     root = lxml.html.fragment_fromstring(html, create_parent="div", parser=parser)
@@ -264,7 +264,9 @@ def serialize(root: lxml.html.HtmlElement) -> str:
             if tag not in _VOID:
                 out.append(f"</{tag}>")
             out.append(_text(element.tail, in_pre > 0))
-    return "".join(out).strip(" \t\n")
+    html = "".join(out).strip(" \t\n")
+    # Only spaces of any kind, no element: an empty article (libxml2 reads it so too).
+    return "" if not html.strip() else html
 
 
 def _attributes(items: Iterable[tuple[str, str]]) -> str:

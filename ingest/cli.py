@@ -10,19 +10,20 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
 
 import httpx
 
-from ingest import __version__, archive, verify
+from ingest import __version__, archive, opml, report, verify
 from ingest.backfill import Backfill, progress_for
 from ingest.config import Config, load_config
 from ingest.errors import IngestError
 from ingest.fetch import USER_AGENT, Fetcher, Policy, make_client
-from ingest.models import FeedResult, FeedStatus, Outcome, RunReport
+from ingest.models import FeedResult, FeedStatus, Outcome
+from ingest.models import RunReport as Report
 from ingest.pipeline import Run
 from ingest.sources.kr36 import HOSTS as KR36_HOSTS
 from ingest.state import RunLock, open_state, recover
@@ -46,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="poll every feed once and archive new and changed entries")
     run.add_argument("--force", action="store_true",
                      help="also poll feeds that are backing off after failing run after run")
+    run.add_argument("--report", type=Path, help="write a JSON report of the run here "
+                                                 "(schema: schema/report.schema.json)")
+    commands.add_parser("status", help="the feeds: last success, last error, failures, backoff, posts")
+    feeds = commands.add_parser("feeds", help="list the feeds, import them from OPML, export them")
+    actions = feeds.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="the feeds of config.yaml")
+    opml_import = actions.add_parser("import", help="add the feeds of an OPML file to config.yaml")
+    opml_import.add_argument("opml", type=Path, help="the OPML file")
+    actions.add_parser("export", help="the feeds as OPML, on standard output")
     commands.add_parser("reindex", help="rebuild the state database from the archive")
     _add_backfill(commands)
     verify = commands.add_parser("verify", help="check that every archived post renders intact")
@@ -80,6 +90,7 @@ def _add_backfill(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                                                "36kr channel, else backfill)")
         parser.add_argument("--dry-run", action="store_true",
                             help="list what would be archived; fetch no article, write nothing")
+        parser.add_argument("--report", type=Path, help="write a JSON report of the backfill here")
 
 
 def main(argv: Sequence[str] | None = None, *, client: httpx.Client | None = None,
@@ -91,6 +102,10 @@ def main(argv: Sequence[str] | None = None, *, client: httpx.Client | None = Non
         config = load_config(args.config)
         if args.command == "verify":
             return _verify(config, args, out)
+        if args.command == "status":
+            return _status(config, clock, out)
+        if args.command == "feeds":
+            return _feeds(config, args, out)
         with RunLock(config.state_dir, args.command, clock()):
             if args.command == "reindex":
                 return _reindex(config, out)
@@ -99,6 +114,8 @@ def main(argv: Sequence[str] | None = None, *, client: httpx.Client | None = Non
             return _run(config, args, client, clock, out)
     except IngestError as exc:
         print(f"ingest: {exc}", file=sys.stderr)
+        if getattr(args, "report", None):
+            _write_report(args.report, report.failure(args.command, str(exc), clock()))
         return 2
     except KeyboardInterrupt:
         print("ingest: interrupted; nothing is lost, the next run carries on", file=sys.stderr)
@@ -114,13 +131,15 @@ def _run(config: Config, args: argparse.Namespace, client: httpx.Client | None, 
     try:
         recover(state, config.archive_dir)
         with Run(config, state, Fetcher(http, policy), clock) as run:
-            report = run.execute(tuple(config.for_feed(f) for f in config.feeds), force=args.force)
+            outcome = run.execute(tuple(config.for_feed(f) for f in config.feeds), force=args.force)
     finally:
         state.close()
         if client is None:  # a client passed in is its owner's to close
             http.close()
-    print_report(report, out, verbose=args.verbose > 0, quiet=args.quiet)
-    return report.exit_code
+    print_report(outcome, out, verbose=args.verbose > 0, quiet=args.quiet)
+    if args.report:
+        _write_report(args.report, report.to_json(outcome, "run"))
+    return outcome.exit_code
 
 
 def _backfill(config: Config, args: argparse.Namespace, client: httpx.Client | None, clock: Clock,
@@ -137,15 +156,84 @@ def _backfill(config: Config, args: argparse.Namespace, client: httpx.Client | N
         job = Backfill(config, state, Fetcher(http, policy), clock, progress_for(out, since, clock()),
                        out, category=args.category or default_category, dry_run=args.dry_run)
         if args.source == "36kr":
-            return job.channel(args.channel, args.since, args.until)
-        if args.source == "urls":
+            code = job.channel(args.channel, args.since, args.until)
+        elif args.source == "urls":
             text = sys.stdin.read() if str(args.file) == "-" else _read_text(args.file)
-            return job.urls(text.splitlines())
-        return job.feed(args.source)
+            code = job.urls(text.splitlines())
+        else:
+            code = job.feed(args.source)
+        if args.report:
+            _write_report(args.report, job.report(code))
+        return code
     finally:
         state.close()
         if client is None:
             http.close()
+
+
+def _write_report(path: Path, data: dict[str, object]) -> None:
+    try:
+        report.write(path, data)
+    except IngestError as exc:
+        print(f"ingest: cannot write the report: {exc}", file=sys.stderr)
+
+
+def _status(config: Config, clock: Clock, out: TextIO) -> int:
+    """One line a configured feed; exit 1 when one has been failing for more than a day."""
+    state = open_state(config.state_dir, config.archive_dir)
+    now = clock()
+    try:
+        polled = {str(row["url"]): row for row in state.feeds()}
+        posts = state.posts_per_feed()
+        rows = [("feed", "last success", "last error", "failing", "next try", "posts")]
+        stale = []
+        for feed in config.feeds:
+            row = polled.get(feed.url, {})
+            failures, due, _ = state.backoff(feed.url)
+            since = row.get("failing_since")
+            if since and now - datetime.fromisoformat(str(since)) > timedelta(days=1):
+                stale.append(feed.name)
+            error = " ".join(str(row.get("last_error") or "-").split())
+            rows.append((feed.name, _when(row.get("last_success")) if row else "never polled",
+                         error[:60] + ("…" if len(error) > 60 else ""),
+                         f"{failures} runs" if failures else "-", _when(due) if due else "-",
+                         str(posts.get(feed.name, 0))))
+    finally:
+        state.close()
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(r, widths, strict=True)).rstrip(), file=out)
+    if stale:
+        print(f"failing for more than a day: {', '.join(stale)}", file=out)
+    return 1 if stale else 0
+
+
+def _when(moment: object) -> str:
+    if not moment:
+        return "never"
+    value = moment if isinstance(moment, datetime) else datetime.fromisoformat(str(moment))
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _feeds(config: Config, args: argparse.Namespace, out: TextIO) -> int:
+    if args.action == "export":
+        out.write(opml.export(config).decode())
+        return 0
+    if args.action == "import":
+        try:
+            found = opml.read(args.opml.read_bytes())
+        except OSError as exc:
+            raise IngestError(f"cannot read {args.opml}: {exc.strerror}") from None
+        added = opml.import_into(args.config, found)
+        for line in added:
+            print(f"added {line.name}  {line.url}", file=out)
+        print(f"{len(added)} of {len(found)} feeds added to {args.config}", file=out)
+        return 0
+    for feed in config.feeds:
+        settings = config.for_feed(feed)
+        print(f"{feed.name}  {feed.url}  (full_content {settings.full_content}, images "
+              f"{'on' if settings.images else 'off'}, summary {settings.summary})", file=out)
+    return 0
 
 
 def _read_text(path: Path) -> str:
@@ -189,10 +277,10 @@ def _policy(config: Config) -> Policy:
     )
 
 
-def print_report(report: RunReport, out: TextIO, *, verbose: bool = False,
+def print_report(outcome: Report, out: TextIO, *, verbose: bool = False,
                  quiet: bool = False) -> None:
-    width = max((len(f.name) for f in report.feeds), default=4)
-    for feed in report.feeds:
+    width = max((len(f.name) for f in outcome.feeds), default=4)
+    for feed in outcome.feeds:
         if quiet and not feed.failed:
             continue
         print(f"{feed.name:<{width}}  {_feed_line(feed)}", file=out)
@@ -208,21 +296,21 @@ def print_report(report: RunReport, out: TextIO, *, verbose: bool = False,
                       f"{len(entry.images)} images kept remote ({first})", file=out)
             elif verbose and entry.outcome is not Outcome.UNCHANGED:
                 print(f"{'':<{width}}  {entry.outcome.value}: {entry.path}", file=out)
-    if quiet and report.exit_code == 0:
+    if quiet and outcome.exit_code == 0:
         return
-    totals = {o: sum(f.count(o) for f in report.feeds) for o in Outcome}
-    failed_feeds = sum(1 for f in report.feeds if f.status is FeedStatus.ERROR)
-    partial = sum(f.partial for f in report.feeds)
-    downloaded = sum(f.images(downloaded=True) for f in report.feeds)
-    reused = sum(f.images(downloaded=False) for f in report.feeds)
-    remote = sum(f.images(failed=True) for f in report.feeds)
+    totals = {o: sum(f.count(o) for f in outcome.feeds) for o in Outcome}
+    failed_feeds = sum(1 for f in outcome.feeds if f.status is FeedStatus.ERROR)
+    partial = sum(f.partial for f in outcome.feeds)
+    downloaded = sum(f.images(downloaded=True) for f in outcome.feeds)
+    reused = sum(f.images(downloaded=False) for f in outcome.feeds)
+    remote = sum(f.images(failed=True) for f in outcome.feeds)
     if downloaded or reused or remote:
         print(f"images: {downloaded} downloaded, {reused} already archived, {remote} kept remote",
               file=out)
     print(f"total: {totals[Outcome.NEW]} new, {totals[Outcome.UPDATED]} updated, "
           f"{totals[Outcome.UNCHANGED]} unchanged, {totals[Outcome.FAILED]} entries failed, "
           + (f"{partial} archived from the feed only, " if partial else "")
-          + f"{failed_feeds} of {len(report.feeds)} feeds failed", file=out)
+          + f"{failed_feeds} of {len(outcome.feeds)} feeds failed", file=out)
 
 
 def _feed_line(feed: FeedResult) -> str:

@@ -68,7 +68,8 @@ CREATE TABLE IF NOT EXISTS feeds (
     last_attempt TEXT,
     last_success TEXT,
     last_error TEXT,
-    failures INTEGER NOT NULL DEFAULT 0
+    failures INTEGER NOT NULL DEFAULT 0,
+    failing_since TEXT
 );
 CREATE TABLE IF NOT EXISTS entries (
     key TEXT PRIMARY KEY,
@@ -148,14 +149,15 @@ class State:
         ok = result.status is not FeedStatus.ERROR
         self._db.execute(
             """INSERT INTO feeds (url, name, last_status, http_status, last_attempt, last_success,
-                                  last_error, failures)
+                                  last_error, failures, failing_since)
                VALUES (:url, :name, :status, :http, :now, CASE WHEN :ok THEN :now END, :error,
-                       CASE WHEN :ok THEN 0 ELSE 1 END)
+                       CASE WHEN :ok THEN 0 ELSE 1 END, CASE WHEN :ok THEN NULL ELSE :now END)
                ON CONFLICT (url) DO UPDATE SET
                    name = :name, last_status = :status, http_status = :http, last_attempt = :now,
                    last_success = CASE WHEN :ok THEN :now ELSE last_success END,
                    last_error = :error,
-                   failures = CASE WHEN :ok THEN 0 ELSE failures + 1 END""",
+                   failures = CASE WHEN :ok THEN 0 ELSE failures + 1 END,
+                   failing_since = CASE WHEN :ok THEN NULL ELSE coalesce(failing_since, :now) END""",
             {"url": result.url, "name": result.name, "status": result.status.value,
              "http": result.http_status, "now": _iso(now), "ok": ok, "error": result.error},
         )
@@ -227,6 +229,10 @@ class State:
                 (backfill, cursor, tally.pages, tally.archived, tally.skipped, tally.failed,
                  _iso(tally.reached) if tally.reached else None, int(done), _iso(now)))
 
+    def posts_per_feed(self) -> dict[str, int]:
+        return {str(feed): int(n) for feed, n in
+                self._query("SELECT feed, count(*) FROM entries GROUP BY feed")}
+
     def count_entries(self) -> int:
         return int(self._query("SELECT count(*) FROM entries").fetchone()[0])
 
@@ -281,12 +287,20 @@ def _connect(path: Path) -> sqlite3.Connection:
         if version not in (0, SCHEMA_VERSION):
             raise StateError(f"{path}: made by a newer ingest (schema {version}); upgrade ingest")
         connection.executescript(_SCHEMA)
+        _add_missing_columns(connection)
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         connection.isolation_level = "DEFERRED"
     except BaseException:
         connection.close()
         raise
     return connection
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    """Columns added after a table was first made: a state from an older ingest gains them."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(feeds)")}
+    if "failing_since" not in columns:
+        connection.execute("ALTER TABLE feeds ADD COLUMN failing_since TEXT")
 
 
 def _set_aside(path: Path, why: str) -> None:
