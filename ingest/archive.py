@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-import frontmatter
 import yaml
 
 from ingest.errors import ArchiveError
@@ -129,6 +128,8 @@ def read_posts(archive_dir: Path) -> Iterator[KnownPost]:
 
 
 def read_post(file: Path, path: str) -> KnownPost | None:
+    import frontmatter  # only reindexing and recovery read posts back
+
     try:
         meta = frontmatter.load(file).metadata
     except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError) as exc:

@@ -22,13 +22,14 @@ from datetime import datetime
 import lxml.html
 
 from ingest import summary
-from ingest.clean import clean_html, no_blank_lines, strip_tracking
+from ingest.clean import clean_html, no_blank_lines
 from ingest.config import FeedSettings
 from ingest.errors import BlockedError, ExtractError, FetchError
 from ingest.extract import Pages
 from ingest.llm import LLMSummarizer
 from ingest.models import Article, Entry, KnownPost
 from ingest.sources import kr36
+from ingest.urls import strip_tracking
 
 # The `auto` rule, in reading units (a CJK character or a word of another script
 # each): the feed holds a summary when its text is empty or under 60 units, ends

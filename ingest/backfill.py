@@ -26,12 +26,11 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
 from ingest import sniff
 from ingest.config import Config, Feed, FeedSettings, FullContent
@@ -41,6 +40,7 @@ from ingest.fetch import Fetcher
 from ingest.models import Entry, FeedResult, FeedStatus, Outcome, PageArticle, ParsedFeed, RunReport
 from ingest.parse import entry_key, parse_feed
 from ingest.pipeline import FeedPoll, Run
+from ingest.progress import Progress, Tally
 from ingest.report import to_json
 from ingest.sources import kr36
 from ingest.state import State
@@ -56,25 +56,6 @@ class FlowPage:
     entries: tuple[Entry, ...]  # the articles of the page, ads left out, newest first
     cursor: str
     has_next: bool
-
-
-@dataclass(slots=True)
-class Tally:
-    pages: int = 0
-    archived: int = 0
-    skipped: int = 0
-    failed: int = 0
-    reached: datetime | None = None  # the oldest publish time seen so far
-
-    def add(self, result: FeedResult) -> None:
-        self.archived += result.count(Outcome.NEW)
-        self.skipped += result.count(Outcome.UNCHANGED) + result.count(Outcome.UPDATED)
-        self.failed += result.count(Outcome.FAILED)
-
-
-class Progress(Protocol):
-    def update(self, tally: Tally, note: str = "") -> None: ...
-    def close(self) -> None: ...
 
 
 def flow_payload(channel: str, cursor: str, now: datetime) -> dict[str, Any]:
@@ -302,63 +283,3 @@ def _page_entry(key: str, link: str, page: PageArticle) -> Entry:
     return Entry(key=key, title=page.title or link, link=link, published=page.published, updated=None,
                  content=page.html, author=page.author,
                  source_hash=hashlib.sha256(fingerprint.encode()).hexdigest()[:16])
-
-
-class LineProgress:
-    """Plain progress lines for logs (cron, CI), at most one every `every` seconds."""
-
-    def __init__(self, out: TextIO, since: datetime | None, every: float = 10.0) -> None:
-        self._out = out
-        self._since = since
-        self._every = every
-        self._started = time.monotonic()
-        self._last = 0.0
-
-    def update(self, tally: Tally, note: str = "") -> None:
-        now = time.monotonic()
-        if now - self._last < self._every and tally.pages > 1:
-            return
-        self._last = now
-        rate = tally.archived / max(now - self._started, 1e-6)
-        reached = f", reached {tally.reached:%Y-%m-%d}" if tally.reached else ""
-        print(f"page {tally.pages}: {tally.archived} archived, {tally.skipped} already archived, "
-              f"{tally.failed} failed, {rate:.1f} articles/s{reached}{note}", file=self._out, flush=True)
-
-    def close(self) -> None:
-        pass
-
-
-class TerminalProgress:
-    """A rich progress bar: pages, counts, rate; done is measured in days back to --since."""
-
-    def __init__(self, since: datetime | None, newest: datetime) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self._since = since
-        self._newest = newest
-        self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                             TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
-                             TimeRemainingColumn(), transient=False)
-        span = (newest - since).total_seconds() if since else None
-        self._task = self._bar.add_task("backfill", total=span, counts="")
-        self._started = time.monotonic()
-        self._bar.start()
-
-    def update(self, tally: Tally, note: str = "") -> None:
-        rate = tally.archived / max(time.monotonic() - self._started, 1e-6)
-        counts = (f"{tally.archived} archived · {tally.skipped} skipped · {tally.failed} failed · "
-                  f"{rate:.1f}/s")
-        done = (self._newest - tally.reached).total_seconds() if tally.reached and self._since else None
-        self._bar.update(self._task, description=f"page {tally.pages}", counts=counts,
-                         completed=done)
-
-    def close(self) -> None:
-        self._bar.stop()
-
-
-def progress_for(out: TextIO, since: date | None, now: datetime) -> Progress:
-    start = datetime.combine(since, datetime.min.time(), UTC) if since else None
-    if out.isatty():
-        return TerminalProgress(start, now)
-    return LineProgress(out, start)
-

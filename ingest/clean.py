@@ -30,10 +30,11 @@ import re
 from collections.abc import Iterable
 from html.parser import HTMLParser
 from typing import cast
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import lxml.html
 from lxml import etree
+
+from ingest.urls import safe_srcset, safe_url, strip_tracking
 
 # Elements removed with everything inside them.
 _DROP = frozenset({
@@ -61,24 +62,11 @@ _CHROME_NAMES = frozenset({
 })
 _TOKEN = re.compile(r"[\s_-]+")
 _WRAPPERS = ("div", "p", "span", "section", "figure", "center", "font", "b", "strong", "i", "em")
-_MEDIA = ("img", "picture", "video", "audio", "source", "br", "hr", "canvas", "table", "pre")
-_TRACKING_PREFIXES = ("utm_", "ktm_", "mtm_", "pk_", "piwik_", "matomo_", "hsa_", "itm_")
-_TRACKING_NAMES = frozenset({
-    "fbclid", "gclid", "gclsrc", "dclid", "msclkid", "mc_cid", "mc_eid", "_hsenc", "_hsmi",
-    "hsctatracking", "yclid", "_openstat", "igshid", "wickedid", "twclid", "ttclid", "srsltid",
-    "spm", "ref_src", "ref_url", "oly_anon_id", "oly_enc_id", "vero_conv", "vero_id", "wt_mc",
-    "rb_clickid", "s_cid", "_ga", "_gl", "mkt_tok", "trk", "trkcampaign", "sc_channel",
-})
-_TRACKING_VALUES = frozenset({("f", "rss"), ("from", "rss"), ("source", "rss")})
 _LAZY_SRC = ("data-src", "data-original", "data-actualsrc", "data-lazy-src", "data-lazyload")
 _DROP_ATTRS = frozenset({"formaction", "srcdoc", "http-equiv", "autofocus", "is"})
-_SAFE_SCHEMES = frozenset({"http", "https", "mailto", "tel", "ftp"})
-_RASTER_DATA = re.compile(r"data:image/(?:png|gif|jpeg|jpg|webp|avif);", re.IGNORECASE)
 _STYLE_DANGER = re.compile(r"expression|javascript:|vbscript:|url\s*\(|behavior|binding|@import",
                            re.IGNORECASE)
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][-A-Za-z0-9_.]*$")  # what lxml can set back
-_SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):")
-_INVISIBLE = re.compile(r"[\x00-\x20\x7f]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 
 
@@ -131,14 +119,17 @@ def sanitize(root: lxml.html.HtmlElement, base_url: str | None) -> None:
 def prune_chrome(root: lxml.html.HtmlElement) -> None:
     """Drop share bars, related-article lists, ads, and wrappers left empty."""
     for element in list(root.iter()):
-        if element is root or not isinstance(element.tag, str) or element.getparent() is None:
+        named = element.get("class") or element.get("id") if isinstance(element.tag, str) else None
+        if not named or element is root or element.getparent() is None:
             continue
         names = _TOKEN.split(f"{element.get('class', '')} {element.get('id', '')}".lower())
         if _CHROME_NAMES.intersection(names) and _is_chrome_sized(element):
             element.drop_tree()
-    for element in reversed(list(root.iter(*_WRAPPERS))):  # innermost first: emptiness propagates
-        if (element is not root and not element.text_content().strip() and element.get("id") is None
-                and element.get("name") is None and next(element.iter(*_MEDIA), None) is None):
+    # Innermost first: a wrapper whose own wrappers were dropped is empty when nothing is
+    # left in it at all, no element and no text (an O(1) test, not a walk of its subtree).
+    for element in reversed(list(root.iter(*_WRAPPERS))):
+        if (element is not root and len(element) == 0 and not (element.text or "").strip()
+                and element.get("id") is None and element.get("name") is None):
             element.drop_tag()  # keeps the whitespace it held: <b> </b> separates two words
 
 
@@ -147,24 +138,6 @@ def _is_chrome_sized(element: lxml.html.HtmlElement) -> bool:
     text = " ".join(element.text_content().split())
     linked = sum(len(" ".join(a.text_content().split())) for a in element.iter("a"))
     return len(text) < 200 or linked > 0.5 * len(text)
-
-
-def strip_tracking(url: str) -> str:
-    """`url` without campaign and click-tracking parameters (the list Miniflux uses, and 36kr's)."""
-    parts = urlsplit(url)
-    if not parts.query:
-        return url
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    kept = [(k, v) for k, v in pairs if not _is_tracking(k, v)]
-    if len(kept) == len(pairs):
-        return url
-    return urlunsplit(parts._replace(query=urlencode(kept, safe=":/@!$'()*,;")))
-
-
-def _is_tracking(name: str, value: str) -> bool:
-    lowered = name.lower()
-    return (lowered.startswith(_TRACKING_PREFIXES) or lowered in _TRACKING_NAMES
-            or (lowered, value.lower().split("-")[0]) in _TRACKING_VALUES)
 
 
 def resolve_lazy_images(root: lxml.html.HtmlElement) -> None:
@@ -192,6 +165,8 @@ def resolve_lazy_images(root: lxml.html.HtmlElement) -> None:
 
 
 def _sanitize_attributes(element: lxml.html.HtmlElement, base_url: str | None) -> None:
+    if not element.attrib:
+        return
     items = element.items()
     kept = [(name, value) for name, value in
             (_safe_attribute(element.tag, name, value, base_url) for name, value in items)
@@ -215,34 +190,6 @@ def _safe_attribute(tag: str, name: str, value: str, base_url: str | None) -> tu
     if lowered in ("srcset", "data-srcset"):
         return name, safe_srcset(value, base_url) or None
     return name, value
-
-
-def safe_url(value: str, base_url: str | None, *, image: bool = False) -> str | None:
-    """`value` made absolute, or None if it could run code or is no usable URL."""
-    value = value.strip()
-    probe = _INVISIBLE.sub("", value).lower()
-    if not probe:
-        return None
-    if probe.startswith("data:"):
-        return value if image and _RASTER_DATA.match(probe) else None
-    scheme = _SCHEME.match(probe)
-    if scheme and scheme.group(1) not in _SAFE_SCHEMES:
-        return None
-    if probe.startswith("#") or base_url is None:
-        return value
-    absolute = urljoin(base_url, value)
-    return absolute if urlsplit(absolute).scheme in _SAFE_SCHEMES else None
-
-
-def safe_srcset(value: str, base_url: str | None) -> str:
-    kept = []
-    for candidate in value.split(","):
-        parts = candidate.split()
-        if parts:
-            url = safe_url(parts[0], base_url, image=True)
-            if url is not None:
-                kept.append(" ".join([url, *parts[1:]]))
-    return ", ".join(kept)
 
 
 def serialize(root: lxml.html.HtmlElement) -> str:

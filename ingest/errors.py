@@ -47,7 +47,6 @@ class FetchError(IngestError):
     def __init__(self, url: str, message: str) -> None:
         super().__init__(f"{message} ({url})")
         self.url = url
-        self.reason = message
 
 
 class HTTPStatusError(FetchError):

@@ -32,11 +32,11 @@ from urllib.parse import urlsplit, urlunsplit
 import lxml.html
 
 from ingest import archive, sniff
+from ingest.cache import WorkerCache
 from ingest.clean import parse_fragment, serialize
 from ingest.errors import ArchiveError, IngestError
 from ingest.fetch import Fetcher
 from ingest.models import ImageOutcome
-from ingest.state import WorkerCache
 
 MAX_ATTEMPTS = 5
 MAX_PER_ELEMENT = 4

@@ -20,10 +20,10 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
+from ingest.cache import WorkerCache
 from ingest.config import SummaryLLM
 from ingest.errors import IngestError
 from ingest.fetch import Fetcher
-from ingest.state import WorkerCache
 from ingest.summary import Summary, prose
 
 log = logging.getLogger(__name__)

@@ -4,8 +4,8 @@
     parse    Response.body ───► ParsedFeed(entries: Entry…)
     decide   Entry + KnownPost ► Action          (pure: new / updated / unchanged)
     clean    Entry ───────────► Article          (safe, Hugo-faithful HTML)
-    render   Article ─────────► Post             (markdown text + its path)
-    archive  Post ────────────► file on disk, KnownPost in the state
+    render   Article ─────────► the post's markdown text
+    archive  Plan + Article ──► file on disk, KnownPost in the state (Archived)
     pipeline every feed ──────► FeedResult…  ──► RunReport
 """
 
@@ -121,20 +121,31 @@ class Article:
     cover: str | None = None  # the cover's file in the post's folder, once archived
 
 
-@dataclass(frozen=True, slots=True)
-class Post:
-    """The text of one post and where it goes, relative to the archive root."""
-
-    path: str
-    text: str
-    known: KnownPost
-
-
 class Outcome(enum.StrEnum):
     NEW = "new"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
     FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """An entry to archive, and where: its date and path are decided before any work."""
+
+    entry: Entry
+    known: KnownPost | None
+    date: datetime
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Archived:
+    """What became of a planned entry."""
+
+    post: KnownPost
+    outcome: Outcome
+    partial: str | None
+    images: tuple[ImageOutcome, ...]
 
 
 @dataclass(frozen=True, slots=True)

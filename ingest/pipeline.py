@@ -12,28 +12,20 @@ killed at any point leaves work that the next run redoes, never work lost.
 
 from __future__ import annotations
 
-import functools
 import logging
-import queue
-from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ingest import archive
-from ingest.article import build_article
 from ingest.config import Config, FeedSettings
 from ingest.errors import ArchiveError, BlockedError, HTTPStatusError, IngestError, StateError
-from ingest.extract import Pages
 from ingest.fetch import Fetcher
-from ingest.images import ImageStore
-from ingest.llm import LLMSummarizer
 from ingest.models import (
     Action,
-    Article,
+    Archived,
     Entry,
     EntryResult,
     FeedResult,
@@ -42,12 +34,15 @@ from ingest.models import (
     KnownPost,
     Outcome,
     ParsedFeed,
+    Plan,
     RunReport,
     Validators,
 )
-from ingest.parse import parse_feed
-from ingest.render import StaticKeys, render_post
-from ingest.state import State, WorkerCache
+from ingest.state import FeedState, State
+from ingest.workqueue import BoundedPool
+
+if TYPE_CHECKING:
+    from ingest.archiver import Archiver
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +55,8 @@ FEED_ADVICE = {
     404: "the feed moved or is gone, fix its url in config.yaml",
     410: "the feed is gone for good; remove it from config.yaml",
 }
-# Added to a post's source hash while its page or some images could not be had: the
-# entry then never looks unchanged, and later runs try again.
-INCOMPLETE = "-incomplete"
+# Feeds that archived nothing (a 304, an error) are recorded this many to a commit.
+QUIET_BATCH = 100
 # Failures that no other feed or entry could survive: they end the run (exit 2).
 FATAL = (ArchiveError, StateError)
 
@@ -106,6 +100,8 @@ def poll_feed(fetcher: Fetcher, settings: FeedSettings, validators: Validators,
                                headers={"Accept": FEED_ACCEPT})
         if response.not_modified:
             return FeedPoll(FeedStatus.NOT_MODIFIED, 304, validators=validators)
+        from ingest.parse import parse_feed  # a run of 304s never parses a feed
+
         parsed = parse_feed(response.body, response.url, response.content_type)
         return FeedPoll(FeedStatus.OK, response.status, parsed, response.validators)
     except HTTPStatusError as exc:
@@ -133,72 +129,6 @@ class _Feed:
     result: FeedResult | None = None
 
 
-def _same_post(path: Path, text: str) -> bool:
-    try:
-        return path.read_text(encoding="utf-8") == text
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
-class _Work:
-    """A thread pool fed at most `limit` tasks at a time, answering as tasks finish.
-
-    Waiting on a queue costs O(1) per finished task where `concurrent.futures.wait`
-    over all pending futures costs O(pending); holding back the rest keeps memory
-    flat however many entries a feed brings.
-    """
-
-    def __init__(self, pool: ThreadPoolExecutor, limit: int) -> None:
-        self._pool = pool
-        self._limit = limit
-        self._running = 0
-        self._backlog: deque[tuple[_Tag, Callable[..., Any], tuple[Any, ...]]] = deque()
-        self._done: queue.SimpleQueue[tuple[_Tag, Future[Any]]] = queue.SimpleQueue()
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._running or self._backlog)
-
-    def submit(self, tag: _Tag, fn: Callable[..., Any], *args: Any) -> None:
-        self._backlog.append((tag, fn, args))
-        self._fill()
-
-    def next_done(self) -> tuple[_Tag, Future[Any]]:
-        tag, future = self._done.get()
-        self._running -= 1
-        self._fill()
-        return tag, future
-
-    def _fill(self) -> None:
-        while self._backlog and self._running < self._limit:
-            tag, fn, args = self._backlog.popleft()
-            future = self._pool.submit(fn, *args)
-            self._running += 1
-            future.add_done_callback(functools.partial(self._finished, tag))
-
-    def _finished(self, tag: _Tag, future: Future[Any]) -> None:
-        self._done.put((tag, future))
-
-
-_Tag = tuple[int, "Entry | None"]
-
-
-@dataclass(frozen=True, slots=True)
-class _Archived:
-    post: KnownPost
-    outcome: Outcome
-    partial: str | None
-    images: tuple[ImageOutcome, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Job:
-    entry: Entry
-    known: KnownPost | None
-    date: datetime
-    path: str
-
-
 class Run:
     """Archiving the entries of feeds: `ingest run` polls them, backfill hands them over.
 
@@ -217,22 +147,26 @@ class Run:
         self.strict_pages = strict_pages
         self.blocked: str | None = None
         self._claimed: set[str] = set()
-        self._static = StaticKeys(config.front_matter)
-        self._pages = Pages(fetcher, kr36_site=config.sources.kr36.site,
-                            max_bytes=config.http.max_page_bytes)
-        self._cache = WorkerCache(state.path)
-        self._images = ImageStore(fetcher, config.archive_dir, self._cache,
-                                  max_bytes=config.http.max_image_bytes)
-        self._llm = LLMSummarizer(fetcher, config.summary_llm, self._cache, clock) \
-            if config.summary_llm else None
+        self._polls: dict[str, FeedState] = {}
+        self._quiet: list[tuple[FeedResult, Validators | None]] = []
+        self._archiver: Archiver | None = None
+        self._work: BoundedPool[tuple[int, Entry | None]]
 
     def __enter__(self) -> Run:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._images.close()
-        self._cache.close()
-        self._work: _Work
+        if self._archiver is not None:
+            self._archiver.close()
+
+    def _archiver_for_entries(self) -> Archiver:
+        """Made on the first entry to archive: a run of 304s never loads what it needs."""
+        if self._archiver is None:
+            from ingest.archiver import Archiver
+
+            self._archiver = Archiver(self.config, self.state.path, self.fetcher, self.clock,
+                                      strict_pages=self.strict_pages)
+        return self._archiver
 
     def execute(self, feeds: tuple[FeedSettings, ...], *, force: bool = False,
                 given: Mapping[str, FeedPoll] | None = None) -> RunReport:
@@ -240,52 +174,70 @@ class Run:
         started = self.clock()
         jobs = [_Feed(settings) for settings in feeds]
         # Polls finish in any order but are handled in config order, so that when two
-        # feeds bring the same new article, the same feed archives it every time.
+        # feeds bring the same new article, the same feed archives it every time. At most
+        # `window` feeds are in flight (polled, not yet finished): memory stays flat
+        # however many feeds there are.
+        window = 2 * self.config.http.workers
+        self._polls = self.state.polls()
         polled: dict[int, FeedPoll] = {}
-        handled = 0
+        begun = handled = finished = 0
         with ThreadPoolExecutor(self.config.http.workers, thread_name_prefix="ingest") as pool:
-            self._work = _Work(pool, self.config.http.workers * 4)
-            for index, job in enumerate(jobs):
-                ready = (given or {}).get(job.settings.feed.url)
-                if ready is None and not force:
-                    ready = self._backing_off(job)
-                if ready is not None:  # a poll not made now is not recorded as one
-                    polled[index] = ready
-                    job.record = False
-                    continue
-                self._work.submit((index, None), poll_feed, self.fetcher, job.settings,
-                                  self.state.validators(job.settings.feed.url),
-                                  self.config.http.max_feed_bytes)
+            self._work = BoundedPool(pool, self.config.http.workers * 4)
             try:
-                while self._work.busy or handled in polled:
+                while finished < len(jobs):
+                    while begun < len(jobs) and begun - finished < window:
+                        self._begin(jobs[begun], begun, polled, given or {}, force)
+                        begun += 1
+                    while handled in polled:
+                        self._polled(jobs[handled], handled, polled.pop(handled))
+                        finished += self._finish_if_done(jobs[handled])
+                        handled += 1
                     if self._work.busy:
                         (index, entry), future = self._work.next_done()
                         if entry is None:
                             polled[index] = future.result()
                         else:
                             self._archived(jobs[index], entry, future)
-                            self._finish_if_done(jobs[index])
-                    while handled in polled:
-                        self._polled(jobs[handled], handled, polled.pop(handled))
-                        self._finish_if_done(jobs[handled])
-                        handled += 1
+                            finished += self._finish_if_done(jobs[index])
+                self._record_quiet_feeds()
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
         return RunReport(started=started, finished=self.clock(),
                          feeds=tuple(job.result for job in jobs if job.result))
 
-    def _backing_off(self, job: _Feed) -> FeedPoll | None:
+    def _record_quiet_feeds(self) -> None:
+        if not self._quiet:
+            return
+        with self.state.transaction():
+            for result, validators in self._quiet:
+                self.state.record_feed(result, validators, self.clock())
+        self._quiet.clear()
+
+    def _begin(self, job: _Feed, index: int, polled: dict[int, FeedPoll],
+               given: Mapping[str, FeedPoll], force: bool) -> None:
+        ready = given.get(job.settings.feed.url)
+        last = self._polls.get(job.settings.feed.url, FeedState())
+        if ready is None and not force:
+            ready = self._backing_off(last)
+        if ready is not None:  # a poll not made now is not recorded as one
+            polled[index] = ready
+            job.record = False
+            return
+        self._work.submit((index, None), poll_feed, self.fetcher, job.settings, last.validators,
+                          self.config.http.max_feed_bytes)
+
+    def _backing_off(self, last: FeedState) -> FeedPoll | None:
         """A feed failing run after run is polled less and less often, never dropped."""
-        failures, due, last_error = self.state.backoff(job.settings.feed.url)
+        due = last.next_poll
         if due is None or self.clock() >= due:
             return None
         return FeedPoll(FeedStatus.ERROR, error=(
-            f"failed {failures} runs in a row, next try after {due:%Y-%m-%d %H:%M} UTC "
-            f"(`ingest run --force` tries now); last error: {last_error}"))
+            f"failed {last.failures} runs in a row, next try after {due:%Y-%m-%d %H:%M} UTC "
+            f"(`ingest run --force` tries now); last error: {last.last_error}"))
 
     def _polled(self, job: _Feed, index: int, poll: FeedPoll) -> None:
-        job.poll = poll
+        job.poll = replace(poll, parsed=None)  # the entries travel with their work, no further
         if poll.parsed is None:
             return
         entries = poll.parsed.entries
@@ -313,47 +265,18 @@ class Run:
                        for entry, known_post in work]
             self.state.add_pending((p.entry.key, p.path) for p in planned)
         job.journalled = [p.entry.key for p in planned]
+        archiver = self._archiver_for_entries()
         for plan in planned:
             job.waiting += 1
-            self._work.submit((index, plan.entry), self._archive_entry, plan, job.settings)
+            self._work.submit((index, plan.entry), archiver.archive, plan, job.settings)
 
     @staticmethod
-    def _plan(entry: Entry, known: KnownPost | None, first_seen: datetime | None) -> _Job:
+    def _plan(entry: Entry, known: KnownPost | None, first_seen: datetime | None) -> Plan:
         date = post_date(entry, known, first_seen)
         path = known.path if known else archive.post_path(date, archive.slug_for(entry.key, entry.title))
-        return _Job(entry, known, date, path)
+        return Plan(entry, known, date, path)
 
-    def _archive_entry(self, job: _Job, settings: FeedSettings) -> _Archived:
-        article = build_article(job.entry, settings, job.known, job.date, self._pages, self._llm,
-                                self.clock, strict_pages=self.strict_pages)
-        images: list[ImageOutcome] = []
-        if settings.images:
-            article, images = self._with_images(article, PurePosixPath(job.path).parent.as_posix())
-        retry = article.partial is not None or any(i.error and not i.final for i in images)
-        article = replace(article, source_hash=article.source_hash + (INCOMPLETE if retry else ""))
-        target = self.config.archive_dir / job.path
-        if job.known is not None and _same_post(target, render_post(
-                replace(article, lastmod=job.known.lastmod), self._static)):
-            # Nothing shown changed (a page still blocked, a field we do not render): no churn.
-            post = replace(job.known, source_hash=article.source_hash)
-            return _Archived(post, Outcome.UNCHANGED, article.partial, tuple(images))
-        archive.write_atomic(target, render_post(article, self._static).encode())
-        post = KnownPost(key=article.key, feed=settings.feed.name, path=job.path,
-                         source_hash=article.source_hash, date=article.date, lastmod=article.lastmod)
-        outcome = Outcome.UPDATED if job.known else Outcome.NEW
-        return _Archived(post, outcome, article.partial, tuple(images))
-
-    def _with_images(self, article: Article, folder: str) -> tuple[Article, list[ImageOutcome]]:
-        block, images = self._images.localize(article.block_html, folder, article.source_url)
-        cover = None
-        if self.config.cover == "article" and article.cover_url:
-            found = self._images.archive(article.cover_url, folder, article.source_url)
-            cover = found.file
-            if found.url not in {i.url for i in images}:
-                images.append(found)
-        return replace(article, block_html=block, cover=cover), images
-
-    def _archived(self, job: _Feed, entry: Entry, future: Future[_Archived]) -> None:
+    def _archived(self, job: _Feed, entry: Entry, future: Future[Archived]) -> None:
         job.waiting -= 1
         try:
             done = future.result()
@@ -376,21 +299,30 @@ class Run:
         job.results.append(EntryResult(entry.key, entry.title, done.outcome, done.post.path,
                                        partial=done.partial, images=done.images))
 
-    def _finish_if_done(self, job: _Feed) -> None:
+    def _finish_if_done(self, job: _Feed) -> bool:
+        """Record a feed whose entries are all done; whether it was finished now."""
         if job.poll is None or job.waiting or job.result is not None:
-            return
+            return False
         feed = job.settings.feed
         result = FeedResult(name=feed.name, url=feed.url, status=job.poll.status,
                             http_status=job.poll.http_status, entries=tuple(job.results),
                             error=job.poll.error)
         # Validators are kept only when nothing failed: a failed entry must come back.
         keep = job.poll.validators if not result.failed else None
-        with self.state.transaction():
-            for post in job.posts:
-                self.state.record_post(post)
-            self.state.record_images(job.images, self.clock())
-            self.state.clear_pending(job.journalled)
-            if job.record:
-                self.state.record_feed(result, keep, self.clock())
+        if job.journalled or job.images:
+            with self.state.transaction():
+                for post in job.posts:
+                    self.state.record_post(post)
+                self.state.record_images(job.images, self.clock())
+                self.state.clear_pending(job.journalled)
+                if job.record:
+                    self.state.record_feed(result, keep, self.clock())
+        elif job.record:  # nothing archived: recorded with others, not one commit a feed
+            self._quiet.append((result, keep))
+            if len(self._quiet) >= QUIET_BATCH:
+                self._record_quiet_feeds()
         job.result = result
+        job.posts.clear()
+        job.images.clear()
         log.info("%s: %s", feed.name, result.status.value)
+        return True

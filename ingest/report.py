@@ -1,4 +1,7 @@
-"""The run report: what a run or backfill did, as JSON for dashboards and CI.
+"""The run report: what a run or backfill did, as text for people and JSON for machines.
+
+`print_text` writes the lines `ingest run` prints: one a feed, problems under it,
+totals.
 
 The schema is `schema/report.schema.json` (version 1); fields are only ever
 added. Per feed: status, HTTP status, counts, error, and the entries that
@@ -14,7 +17,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ingest import archive
 from ingest.models import FeedResult, FeedStatus, Outcome, RunReport
@@ -79,6 +82,53 @@ def _feed(feed: FeedResult) -> dict[str, Any]:
 
 def _time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def print_text(outcome: RunReport, out: TextIO, *, verbose: bool = False,
+               quiet: bool = False) -> None:
+    width = max((len(f.name) for f in outcome.feeds), default=4)
+    for feed in outcome.feeds:
+        if quiet and not feed.failed:
+            continue
+        print(f"{feed.name:<{width}}  {_feed_line(feed)}", file=out)
+        for entry in feed.entries:
+            if entry.outcome is Outcome.FAILED:
+                print(f"{'':<{width}}  ! {entry.title}: {entry.error}", file=out)
+            elif entry.partial:
+                print(f"{'':<{width}}  ~ {entry.title}: archived from the feed only, the page "
+                      f"failed: {entry.partial}", file=out)
+            if entry.remote_images:
+                first = entry.remote_images[0].error
+                print(f"{'':<{width}}  ~ {entry.title}: {len(entry.remote_images)} of "
+                      f"{len(entry.images)} images kept remote ({first})", file=out)
+            elif verbose and entry.outcome is not Outcome.UNCHANGED:
+                print(f"{'':<{width}}  {entry.outcome.value}: {entry.path}", file=out)
+    if quiet and outcome.exit_code == 0:
+        return
+    totals = {o: sum(f.count(o) for f in outcome.feeds) for o in Outcome}
+    failed_feeds = sum(1 for f in outcome.feeds if f.status is FeedStatus.ERROR)
+    partial = sum(f.partial for f in outcome.feeds)
+    downloaded = sum(f.images(downloaded=True) for f in outcome.feeds)
+    reused = sum(f.images(downloaded=False) for f in outcome.feeds)
+    remote = sum(f.images(failed=True) for f in outcome.feeds)
+    if downloaded or reused or remote:
+        print(f"images: {downloaded} downloaded, {reused} already archived, {remote} kept remote",
+              file=out)
+    print(f"total: {totals[Outcome.NEW]} new, {totals[Outcome.UPDATED]} updated, "
+          f"{totals[Outcome.UNCHANGED]} unchanged, {totals[Outcome.FAILED]} entries failed, "
+          + (f"{partial} archived from the feed only, " if partial else "")
+          + f"{failed_feeds} of {len(outcome.feeds)} feeds failed", file=out)
+
+
+def _feed_line(feed: FeedResult) -> str:
+    if feed.status is FeedStatus.ERROR:
+        return f"error         {feed.error}"
+    if feed.status is FeedStatus.NOT_MODIFIED:
+        return "not-modified"
+    counts = ", ".join(f"{feed.count(o)} {o.value}" for o in (Outcome.NEW, Outcome.UPDATED,
+                                                               Outcome.UNCHANGED, Outcome.FAILED)
+                       if feed.count(o) or o is not Outcome.FAILED)
+    return f"ok            {counts}"
 
 
 def github_annotations(data: dict[str, Any]) -> list[str]:

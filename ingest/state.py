@@ -18,38 +18,31 @@ them there, and the next run (`recover`) cleans those folders of temp files
 and records what reached the disk. No scan of the archive is ever needed.
 
 The main thread alone records feeds, entries and the journal. Worker threads
-read the images and summaries tables through their own connection
-(`WorkerCache`), and write a summary there as soon as it is paid for.
+read the images and summaries tables through a connection of their own
+(`ingest.cache`).
 
-Only one run at a time: `RunLock` holds an exclusive flock on state_dir/lock
-(released by the kernel if the holder dies, so a killed run's lock is simply
-taken over) and records who holds it, for the message a second run prints.
+One run at a time: see `ingest.lock`.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 import logging
-import os
-import socket
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from ingest import archive
-from ingest.errors import LockError, StateError
+from ingest.errors import StateError
 from ingest.models import FeedResult, FeedStatus, ImageOutcome, KnownPost, Validators
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "state.sqlite3"
-LOCK_NAME = "lock"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT = 10.0
 # A feed failing this many runs in a row waits before its next poll: 30 minutes,
@@ -57,62 +50,25 @@ BUSY_TIMEOUT = 10.0
 BACKOFF_AFTER = 3
 BACKOFF_FIRST = timedelta(minutes=30)
 BACKOFF_MAX = timedelta(days=1)
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS feeds (
-    url TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    etag TEXT,
-    last_modified TEXT,
-    last_status TEXT,
-    http_status INTEGER,
-    last_attempt TEXT,
-    last_success TEXT,
-    last_error TEXT,
-    failures INTEGER NOT NULL DEFAULT 0,
-    failing_since TEXT
-);
-CREATE TABLE IF NOT EXISTS entries (
-    key TEXT PRIMARY KEY,
-    feed TEXT NOT NULL,
-    path TEXT NOT NULL UNIQUE,
-    source_hash TEXT NOT NULL,
-    date TEXT NOT NULL,
-    lastmod TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS first_seen (
-    key TEXT PRIMARY KEY,
-    at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS pending (
-    key TEXT PRIMARY KEY,
-    path TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS backfills (
-    id TEXT PRIMARY KEY,
-    cursor TEXT NOT NULL,
-    pages INTEGER NOT NULL,
-    archived INTEGER NOT NULL,
-    skipped INTEGER NOT NULL,
-    failed INTEGER NOT NULL,
-    reached TEXT,
-    done INTEGER NOT NULL,
-    updated TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS summaries (
-    key TEXT PRIMARY KEY,
-    keywords TEXT NOT NULL,
-    summary TEXT NOT NULL,
-    created TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS images (
-    url TEXT PRIMARY KEY,
-    file TEXT,
-    folder TEXT,
-    failures INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    last_attempt TEXT
-);
-"""
+_SCHEMA = (resources.files("ingest") / "state.sql").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """A feed's validators and its run of failures, as its last poll left them."""
+
+    validators: Validators = field(default_factory=Validators)
+    failures: int = 0
+    last_attempt: datetime | None = None
+    last_error: str | None = None
+
+    @property
+    def next_poll(self) -> datetime | None:
+        """When a feed failing run after run is due again; None when it is due now."""
+        if self.failures < BACKOFF_AFTER or self.last_attempt is None:
+            return None
+        wait: timedelta = min(BACKOFF_FIRST * 2 ** (self.failures - BACKOFF_AFTER), BACKOFF_MAX)
+        return self.last_attempt + wait
 
 
 class State:
@@ -131,18 +87,12 @@ class State:
         except sqlite3.Error as exc:
             raise _state_error(self.path, exc) from exc
 
-    def validators(self, url: str) -> Validators:
-        row = self._query("SELECT etag, last_modified FROM feeds WHERE url = ?", (url,)).fetchone()
-        return Validators(*row) if row else Validators()
-
-    def backoff(self, url: str) -> tuple[int, datetime | None, str | None]:
-        """(consecutive failures, when the next poll is due, the last error) of a feed."""
-        row = self._query("SELECT failures, last_attempt, last_error FROM feeds WHERE url = ?",
-                          (url,)).fetchone()
-        if not row or row[0] < BACKOFF_AFTER or not row[1]:
-            return (row[0] if row else 0), None, row[2] if row else None
-        wait = min(BACKOFF_FIRST * 2 ** (row[0] - BACKOFF_AFTER), BACKOFF_MAX)
-        return row[0], datetime.fromisoformat(row[1]) + wait, row[2]
+    def polls(self) -> dict[str, FeedState]:
+        """What the last poll of every feed left: read once a run, not once a feed."""
+        rows = self._query("SELECT url, etag, last_modified, failures, last_attempt, last_error FROM feeds")
+        return {url: FeedState(Validators(etag, modified), failures,
+                               datetime.fromisoformat(attempt) if attempt else None, error)
+                for url, etag, modified, failures, attempt, error in rows}
 
     def record_feed(self, result: FeedResult, validators: Validators | None, now: datetime) -> None:
         """Store a poll's outcome; validators only when every entry was archived."""
@@ -345,86 +295,6 @@ def recover(state: State, archive_dir: Path) -> int:
     if pending:
         log.warning("recovered %d posts a killed run was writing", len(pending))
     return len(pending)
-
-
-class WorkerCache:
-    """The state's caches, for worker threads: images archived, summaries paid for."""
-
-    def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, check_same_thread=False,
-                                   isolation_level=None)
-        self._lock = threading.Lock()
-
-    def image(self, url: str) -> tuple[str | None, str | None, int] | None:
-        """(file name, a folder holding it, failures so far) of an image URL."""
-        row = self._one("SELECT file, folder, failures FROM images WHERE url = ?", (url,))
-        return (row[0], row[1], int(row[2])) if row else None
-
-    def summary(self, key: str) -> tuple[list[str], str] | None:
-        row = self._one("SELECT keywords, summary FROM summaries WHERE key = ?", (key,))
-        return ([str(k) for k in json.loads(row[0])], str(row[1])) if row else None
-
-    def remember_summary(self, key: str, keywords: list[str], summary: str, now: datetime) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO summaries (key, keywords, summary, created) "
-                             "VALUES (?, ?, ?, ?)",
-                             (key, json.dumps(keywords, ensure_ascii=False), summary, _iso(now)))
-
-    def _one(self, sql: str, params: tuple[str, ...]) -> tuple[Any, ...] | None:
-        with self._lock:
-            row: tuple[Any, ...] | None = self._db.execute(sql, params).fetchone()
-        return row
-
-    def close(self) -> None:
-        self._db.close()
-
-
-class RunLock:
-    """An exclusive, crash-safe lock on state_dir: one run at a time."""
-
-    def __init__(self, state_dir: Path, command: str, now: datetime) -> None:
-        self._path = state_dir / LOCK_NAME
-        self._holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
-                        "started": _iso(now)}
-        self._fd: int | None = None
-
-    def __enter__(self) -> RunLock:
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise StateError(f"cannot create the lock {self._path}: {exc.strerror}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 4096).decode(errors="replace")
-            os.close(fd)
-            raise LockError(f"another ingest run holds {self._path}: {_describe(holder)}; "
-                            "wait for it to finish") from None
-        previous = os.read(fd, 4096).decode(errors="replace").strip()
-        if previous:
-            log.warning("the previous run (%s) did not finish; taking over its lock", _describe(previous))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(self._holder).encode(), 0)
-        self._fd = fd
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)  # an empty lock file means: ended cleanly
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-
-def _describe(holder: str) -> str:
-    try:
-        info = json.loads(holder)
-        return (f"pid {info['pid']} on {info['host']}, `ingest {info['command']}` "
-                f"started {info['started']}")
-    except (ValueError, KeyError, TypeError):
-        return "holder unknown"
 
 
 def _iso(moment: datetime) -> str:

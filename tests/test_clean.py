@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.clean import clean_html, safe_url
+from ingest.clean import clean_html
 from ingest.render import escape_shortcodes
+from ingest.urls import safe_url
 
 BLANK_LINE = re.compile(r"\n[ \t]*\n")
 

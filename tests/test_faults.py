@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+import ingest.archiver
 import ingest.article
 from ingest.models import Entry
 from tests.conftest import DATA, Project
@@ -129,7 +130,7 @@ def test_a_failed_entry_is_retried_next_run(project: Project, server: Loopback,
             raise ingest.errors.ExtractError("page could not be read")
         return real(entry, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("ingest.pipeline.build_article", flaky)
+    monkeypatch.setattr("ingest.archiver.build_article", flaky)
     code, out = project.run()
     assert code == 1 and "! 城市里的自动驾驶小巴" in out and "page could not be read" in out
     assert len(project.posts()) == 1

@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 
 import lxml.html
 
-from ingest.clean import has_class, parse_document
 from ingest.models import PageArticle
 
 HOSTS = frozenset({"36kr.com", "www.36kr.com", "m.36kr.com", "eu.36kr.com"})
@@ -108,6 +107,8 @@ def _article_data(state: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _rendered_article(html: str, url: str) -> PageArticle:
+    from ingest.clean import has_class, parse_document  # pages only: feeds never need it
+
     if not html.strip():
         raise NoArticle("empty page")
     root = parse_document(html)

@@ -1,0 +1,90 @@
+"""The archiver: one entry to one post on disk, with its images.
+
+An entry becomes an article (article.py), its images are archived beside the
+post (images.py), the post is rendered (render.py) and written atomically.
+A post that would come out the same but for `lastmod` is left alone, so a page
+still blocked or a field that is not shown never churns the archive.
+
+What archiving needs (the article pages, the image store, the LLM, the static
+front matter) is made once per run, when the first entry needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+from ingest import archive
+from ingest.article import build_article
+from ingest.cache import WorkerCache
+from ingest.config import Config, FeedSettings
+from ingest.extract import Pages
+from ingest.fetch import Fetcher
+from ingest.images import ImageStore
+from ingest.llm import LLMSummarizer
+from ingest.models import Archived, Article, ImageOutcome, KnownPost, Outcome, Plan
+from ingest.render import StaticKeys, render_post
+
+# Added to a post's source hash while its page or some images could not be had: the
+# entry then never looks unchanged, and later runs try again.
+INCOMPLETE = "-incomplete"
+
+
+class Archiver:
+    def __init__(self, config: Config, state_path: Path, fetcher: Fetcher,
+                 clock: Callable[[], datetime], *, strict_pages: bool = False) -> None:
+        self._config = config
+        self._clock = clock
+        self._strict_pages = strict_pages
+        self._static = StaticKeys(config.front_matter)
+        self._pages = Pages(fetcher, kr36_site=config.sources.kr36.site,
+                            max_bytes=config.http.max_page_bytes)
+        self._cache = WorkerCache(state_path)
+        self._images = ImageStore(fetcher, config.archive_dir, self._cache,
+                                  max_bytes=config.http.max_image_bytes)
+        self._llm = LLMSummarizer(fetcher, config.summary_llm, self._cache, clock) \
+            if config.summary_llm else None
+
+    def close(self) -> None:
+        self._images.close()
+        self._cache.close()
+
+    def archive(self, job: Plan, settings: FeedSettings) -> Archived:
+        """Write the post of `job` (images first); what became of it."""
+        article = build_article(job.entry, settings, job.known, job.date, self._pages, self._llm,
+                                self._clock, strict_pages=self._strict_pages)
+        images: list[ImageOutcome] = []
+        if settings.images:
+            article, images = self._with_images(article, PurePosixPath(job.path).parent.as_posix())
+        retry = article.partial is not None or any(i.error and not i.final for i in images)
+        article = replace(article, source_hash=article.source_hash + (INCOMPLETE if retry else ""))
+        target = self._config.archive_dir / job.path
+        if job.known is not None and _same_post(target, render_post(
+                replace(article, lastmod=job.known.lastmod), self._static)):
+            # Nothing shown changed (a page still blocked, a field we do not render): no churn.
+            post = replace(job.known, source_hash=article.source_hash)
+            return Archived(post, Outcome.UNCHANGED, article.partial, tuple(images))
+        archive.write_atomic(target, render_post(article, self._static).encode())
+        post = KnownPost(key=article.key, feed=settings.feed.name, path=job.path,
+                         source_hash=article.source_hash, date=article.date, lastmod=article.lastmod)
+        outcome = Outcome.UPDATED if job.known else Outcome.NEW
+        return Archived(post, outcome, article.partial, tuple(images))
+
+    def _with_images(self, article: Article, folder: str) -> tuple[Article, list[ImageOutcome]]:
+        block, images = self._images.localize(article.block_html, folder, article.source_url)
+        cover = None
+        if self._config.cover == "article" and article.cover_url:
+            found = self._images.archive(article.cover_url, folder, article.source_url)
+            cover = found.file
+            if found.url not in {i.url for i in images}:
+                images.append(found)
+        return replace(article, block_html=block, cover=cover), images
+
+
+def _same_post(path: Path, text: str) -> bool:
+    try:
+        return path.read_text(encoding="utf-8") == text
+    except (OSError, UnicodeDecodeError):
+        return False
