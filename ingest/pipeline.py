@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from ingest import archive
 from ingest.config import Config, FeedSettings
 from ingest.errors import ArchiveError, BlockedError, HTTPStatusError, IngestError, StateError
-from ingest.fetch import Fetcher
+from ingest.fetch import RETRY_STATUSES, Fetcher
 from ingest.models import (
     Action,
     Archived,
@@ -105,8 +105,10 @@ def poll_feed(fetcher: Fetcher, settings: FeedSettings, validators: Validators,
         parsed = parse_feed(response.body, response.url, response.content_type)
         return FeedPoll(FeedStatus.OK, response.status, parsed, response.validators)
     except HTTPStatusError as exc:
-        advice = FEED_ADVICE.get(exc.status, "the server refused the request")
-        return FeedPoll(FeedStatus.ERROR, exc.status, error=f"{exc}: {advice}")
+        # A status retried already says so; any other refusal gets the advice for its kind.
+        advice = FEED_ADVICE.get(exc.status, None if exc.status in RETRY_STATUSES
+                                 else "the server refused the request, tried again next run")
+        return FeedPoll(FeedStatus.ERROR, exc.status, error=f"{exc}: {advice}" if advice else str(exc))
     except IngestError as exc:
         return FeedPoll(FeedStatus.ERROR, error=str(exc))
     except Exception as exc:  # a parser bug must not take the other feeds down

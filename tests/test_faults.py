@@ -49,6 +49,7 @@ def test_retries_stay_within_the_time_budget(project: Project, server: Loopback)
     started = time.monotonic()
     code, out = project.run()
     assert code == 1 and "HTTP 503" in out and "tried again next run" in out
+    assert "refused" not in out  # it was retried, not refused: the line says that alone
     assert time.monotonic() - started < 4
     assert len(server.hits("/feed")) == 3  # 0 s, 1 s, 2 s: a third wait would pass 2.5 s
 
@@ -59,6 +60,7 @@ MALFORMED = b"<?xml version='1.0'?><rss version='2.0'><channel><item><title>cut"
 @pytest.mark.parametrize(("route", "expected"), [
     ({"status": 404, "body": b"no"}, "HTTP 404: Not Found"),
     ({"status": 410, "body": b"gone"}, "HTTP 410: Gone"),
+    ({"status": 451, "body": b"no"}, "HTTP 451: Unavailable For Legal Reasons"),
     ({"body": (DATA / "feeds" / "captcha.html").read_bytes(), "content_type": "text/html"},
      "bot wall answered (marker 'TTGCaptcha'): ingest never solves challenges"),
     ({"body": (DATA / "feeds" / "security-check.html").read_bytes()}, "marker '正在进行安全检测'"),
@@ -66,7 +68,7 @@ MALFORMED = b"<?xml version='1.0'?><rss version='2.0'><channel><item><title>cut"
     ({"body": (DATA / "feeds" / "moved.html").read_bytes(), "content_type": "text/html"},
      "an HTML page titled 'Document Moved', not a feed"),
     ({"body": b'{"data": []}', "content_type": "application/json"}, "neither RSS nor Atom"),
-], ids=["404", "410", "captcha", "security-check", "malformed", "html", "json"])
+], ids=["404", "410", "451", "captcha", "security-check", "malformed", "html", "json"])
 def test_persistent_failures_fail_alone(project: Project, server: Loopback, route: dict[str, object],
                                         expected: str) -> None:
     server.route("/good", FEED)
@@ -77,8 +79,10 @@ def test_persistent_failures_fail_alone(project: Project, server: Loopback, rout
     assert code == 1
     bad, good = out.splitlines()[:2]
     assert bad.startswith("bad") and "error" in bad and expected in bad and server.url("/bad") in bad
-    if "HTTP 4" in expected:
+    if "HTTP 4" in expected and "451" not in expected:
         assert ("fix its url in config.yaml" in bad) or ("remove it from config.yaml" in bad)
+    if "451" in expected:  # a status with no advice of its own still says what happens next
+        assert "the server refused the request, tried again next run" in bad
     assert "2 new" in good and len(project.posts()) == 2
 
 
