@@ -54,14 +54,19 @@ class Pages:
         article_id = kr36.article_id(link)
         url = kr36.page_url(article_id, self._kr36_site) if article_id else link
         host = urlsplit(url).hostname or ""
-        with self._lock:
-            wall = self._blocked.get(host)
-        if wall:
-            raise BlockedError(url, f"{host} answered with {wall} earlier in this run; its pages "
-                                    "are left alone until the next run")
+
+        def unless_walled() -> None:
+            # Asked when this page's turn at the host comes: the pages queued with it
+            # must learn of a wall the one ahead of them met, and not knock again.
+            with self._lock:
+                wall = self._blocked.get(host)
+            if wall:
+                raise BlockedError(url, f"{host} answered with {wall} earlier in this run; its pages "
+                                        "are left alone until the next run")
+
         try:
             response = self._fetcher.get(url, max_bytes=self._max_bytes,
-                                         headers={"Accept": PAGE_ACCEPT})
+                                         headers={"Accept": PAGE_ACCEPT}, go_ahead=unless_walled)
             html = sniff.decode_html(response.body, response.content_type)
             if article_id:
                 return kr36.extract_page(html, response.url)

@@ -68,7 +68,7 @@ def test_encrypted_state_uses_the_rendered_article(project: Project, server: Loo
 @pytest.mark.parametrize("wall", ["security-check.html", "captcha.html", "36kr-no-article.html"])
 def test_a_blocked_host_is_left_alone_and_the_feed_content_archived_meanwhile(
         project: Project, server: Loopback, wall: str) -> None:
-    setup(project, server, summary_feed(IDS), http={"workers": 1})
+    setup(project, server, summary_feed(IDS), http={"workers": 8})  # pages queue for the host together
     body = (DATA / "feeds" / wall).read_bytes() if wall.endswith("check.html") or wall == "captcha.html" \
         else page(server, wall)
     for article in IDS:
