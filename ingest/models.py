@@ -195,6 +195,15 @@ class FeedResult:
     def failed(self) -> bool:
         return self.status is FeedStatus.ERROR or self.count(Outcome.FAILED) > 0 or self.partial > 0
 
+    @property
+    def unfinished(self) -> bool:
+        """Whether the next run must see the feed's entries again, not a 304.
+
+        Failed and partial entries, and images that failed short of their last
+        try: an image failure does not fail the run, but must still be retried.
+        """
+        return self.failed or any(i.error and not i.final for e in self.entries for i in e.images)
+
 
 @dataclass(frozen=True, slots=True)
 class RunReport:

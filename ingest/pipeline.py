@@ -309,8 +309,8 @@ class Run:
         result = FeedResult(name=feed.name, url=feed.url, status=job.poll.status,
                             http_status=job.poll.http_status, entries=tuple(job.results),
                             error=job.poll.error)
-        # Validators are kept only when nothing failed: a failed entry must come back.
-        keep = job.poll.validators if not result.failed else None
+        # Validators are kept only when nothing is left to finish: what failed must come back.
+        keep = job.poll.validators if not result.unfinished else None
         if job.journalled or job.images:
             with self.state.transaction():
                 for post in job.posts:
