@@ -126,12 +126,14 @@ def extractive(article_html: str, keyword_count: int = 5) -> Summary:
         key=lambda i: (-_sentence_score(tokens[i], top, weights, i), i),
     )
     chosen: list[int] = []
+    said: set[str] = set()  # a sentence the article repeats (a pull quote, a template) is said once
     size = 0
     for i in scored:
         length = len(sentences[i]) if cjk else 1
-        if cjk and chosen and size + length > _CJK_TARGET_CHARS * 1.4:
+        if sentences[i] in said or (cjk and chosen and size + length > _CJK_TARGET_CHARS * 1.4):
             continue
         chosen.append(i)
+        said.add(sentences[i])
         size += length
         if size >= (_CJK_TARGET_CHARS if cjk else _LATIN_TARGET_SENTENCES):
             break

@@ -83,6 +83,16 @@ def test_extractive_budget() -> None:
     assert len(re.findall(r"[.!?]", extractive(ENGLISH).text)) == 3
 
 
+@pytest.mark.parametrize(("repeated", "other"), [
+    ("港口城市的夜市在改造后重新开放，摊主数量比去年多了一倍。", "管理方按摊位面积收费，细则公开。"),
+    ("The night market reopened after the works, with twice as many stalls.",
+     "Stall fees follow the stall's area, and the rules are public."),
+])
+def test_a_sentence_the_article_repeats_is_summarized_once(repeated: str, other: str) -> None:
+    made = extractive(f"<p>{repeated}</p>" * 8 + f"<p>{other}</p>")
+    assert made.text.count(repeated) == 1 and other in made.text
+
+
 def test_extractive_of_nothing_is_empty() -> None:
     assert extractive("") == Summary((), "")
     assert extractive("<p>   </p>") == Summary((), "")
