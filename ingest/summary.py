@@ -82,10 +82,11 @@ _BLOCK_TAGS = ("p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote
                "td", "th", "figcaption", "br", "tr", "section", "article")
 _NOT_PROSE = frozenset({"img-desc", "editor-note"})  # 36kr captions and "本文来自…" notes
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_CJK_SENTENCE_END = re.compile(r"(?<=[。！？!?；…])")
+# Only full stops end a sentence: a clause ending in "；" is half of one.
+_CJK_SENTENCE_END = re.compile(r"(?<=[。！？!?…])")
 _LATIN_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'“‘(\[]?[A-Z0-9])")
 _LATIN_WORD = re.compile(r"[^\W\d_][\w'’-]*[^\W_]|[^\W\d_]{2,}")
-_CJK_FINAL_STOP = re.compile(r"[。！？!?…；][\"'”’)）\]」』]*\Z")
+_CJK_FINAL_STOP = re.compile(r"[。！？!?…][\"'”’)）\]」』]*\Z")
 _LATIN_FINAL_STOP = re.compile(r"[.!?…][\"'”’)\]]*\Z")
 _CJK_TARGET_CHARS = 150
 _LATIN_TARGET_SENTENCES = 3

@@ -93,6 +93,18 @@ def test_a_sentence_the_article_repeats_is_summarized_once(repeated: str, other:
     assert made.text.count(repeated) == 1 and other in made.text
 
 
+def test_a_clause_ending_in_a_semicolon_is_not_a_sentence() -> None:
+    article = ("<p>乐视网前三季度营收约167亿元，同比增长百分之八十；其收入增长主要来自超级电视和会员付费。</p>"
+               "<ul><li><p>定位：汽车内饰清洗服务；</p></li><li><p>基准：新品牌，无认知基础；</p></li></ul>"
+               "<p>作者：薛洪言，苏宁金融研究院互联网金融研究中心主任；</p>"
+               "<p>分析人士认为，超级电视的销量决定了乐视网明年的营收能否继续增长。</p>")
+    made = extractive(article)
+    text = summary.prose(article)
+    sentences = [s for s in re.split(r"(?<=[。！？])", made.text) if s]
+    assert sentences and all(s in text for s in sentences)
+    assert "基准" not in made.text and "作者" not in made.text and "定位" not in made.text
+
+
 def test_extractive_of_nothing_is_empty() -> None:
     assert extractive("") == Summary((), "")
     assert extractive("<p>   </p>") == Summary((), "")
