@@ -78,20 +78,14 @@ class Fetcher:
         self._next_at: dict[str, float] = {}
 
     def get(self, url: str, *, max_bytes: int, validators: Validators | None = None,
-            headers: Mapping[str, str] | None = None,
-            go_ahead: Callable[[], None] | None = None) -> Response:
-        """GET `url`, retrying what is transient; 304 only when `validators` were sent.
-
-        `go_ahead` is asked once this request's turn at its host has come, just
-        before it is sent; raising there cancels it. A caller learns only then
-        what the requests ahead of it in the host's queue ran into.
-        """
+            headers: Mapping[str, str] | None = None) -> Response:
+        """GET `url`, retrying what is transient; 304 only when `validators` were sent."""
         request_headers = dict(headers or {})
         if validators and validators.etag:
             request_headers["If-None-Match"] = validators.etag
         if validators and validators.last_modified:
             request_headers["If-Modified-Since"] = validators.last_modified
-        return self._request(url, request_headers, max_bytes, None, go_ahead)
+        return self._request(url, request_headers, max_bytes, None)
 
     def post_json(self, url: str, payload: object, *, max_bytes: int,
                   headers: Mapping[str, str] | None = None) -> Response:
@@ -99,7 +93,7 @@ class Fetcher:
         return self._request(url, dict(headers or {}), max_bytes, payload)
 
     def _request(self, url: str, headers: dict[str, str], max_bytes: int,
-                 payload: object, go_ahead: Callable[[], None] | None = None) -> Response:
+                 payload: object) -> Response:
         started = self._monotonic()
 
         def give_up(state: RetryCallState) -> bool:
@@ -116,7 +110,7 @@ class Fetcher:
             reraise=True,
         )
         try:
-            return retrying(self._attempt, url, headers, max_bytes, payload, go_ahead)
+            return retrying(self._attempt, url, headers, max_bytes, payload)
         except _Retryable as exc:
             raise exc.error from None
 
@@ -128,9 +122,9 @@ class Fetcher:
                                              jitter=self._policy.backoff)(state))
 
     def _attempt(self, url: str, headers: dict[str, str], max_bytes: int,
-                 payload: object, go_ahead: Callable[[], None] | None) -> Response:
+                 payload: object) -> Response:
         host = urlsplit(url).hostname or ""
-        with self._host_slot(host, go_ahead):
+        with self._host_slot(host):
             try:
                 return self._exchange(url, headers, max_bytes, payload)
             except httpx.TimeoutException as exc:
@@ -179,7 +173,7 @@ class Fetcher:
             yield chunk
 
     @contextmanager
-    def _host_slot(self, host: str, go_ahead: Callable[[], None] | None) -> Iterator[None]:
+    def _host_slot(self, host: str) -> Iterator[None]:
         delay = self._policy.host_delays.get(host, 0.0)
         with self._lock:
             slot = self._slots.get(host)
@@ -187,8 +181,6 @@ class Fetcher:
                 slot = threading.BoundedSemaphore(1 if delay else self._policy.per_host)
                 self._slots[host] = slot
         with slot:
-            if go_ahead is not None:
-                go_ahead()  # before the delay: a cancelled request waits for nothing
             if delay:
                 wait = self._next_at.get(host, 0.0) - self._monotonic()
                 if wait > 0:

@@ -34,6 +34,9 @@ _BLOCK = re.compile(
     re.DOTALL | re.IGNORECASE,
 )
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_KEYWORD_SEPARATOR = re.compile(r"[,，、]")
+_SENTENCE_STOP = re.compile(r"[。！？!?]|\.(?:\s|\Z)")
+_MAX_KEYWORD_CHARS = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +57,12 @@ def _is_summary_head(head: str) -> bool:
     text = _BR.sub("\n", head)
     if "总结" in text:
         return True
+    # Without the marker, a first line of keywords: short pieces between commas (RSS-GPT
+    # writes "," or, in Chinese, "、"), and no sentence stop, which prose would have.
     first_line = next((line for line in text.splitlines() if line.strip()), "")
-    return len([k for k in first_line.split(",") if k.strip()]) >= 2
+    keywords = [k for k in _KEYWORD_SEPARATOR.split(first_line) if k.strip()]
+    return (len(keywords) >= 2 and all(len(k.strip()) <= _MAX_KEYWORD_CHARS for k in keywords)
+            and not _SENTENCE_STOP.search(first_line))
 
 
 def head_from(summary: Summary) -> str:

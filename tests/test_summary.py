@@ -21,10 +21,12 @@ ARTICLE = "<p>第一段。</p><p>第二段。</p>"
     "<div> 甲, 乙, 丙<br /><br />摘要一句。 <div>\n" + ARTICLE,
     # breaks on their own lines
     "<div> 甲, 乙, 丙<br>\n<br>\n摘要一句。总结: 还是摘要。 <div>\n" + ARTICLE + "</div></div>",
+    # keywords between Chinese enumeration commas, no 总结 marker
+    "<div> 甲、乙、丙\n摘要一句。 <div>\n" + ARTICLE,
 ])
 def test_rss_gpt_block_variants_are_found(content: str) -> None:
     head, article = split_block(content)
-    assert head is not None and "甲, 乙, 丙" in head and "摘要一句" in head
+    assert head is not None and ("甲, 乙, 丙" in head or "甲、乙、丙" in head) and "摘要一句" in head
     assert article.strip() == ARTICLE
 
 
@@ -33,6 +35,8 @@ def test_rss_gpt_block_variants_are_found(content: str) -> None:
     '<div style="font-family: Arial">' + ARTICLE + "</div>",
     "<div>Just a sentence without keywords<div>\n" + ARTICLE + "</div></div>",
     "<div><p>nested</p><div>\n" + ARTICLE,
+    "<div>Prose, with commas, is no list of keywords.<div>\n" + ARTICLE + "</div></div>",
+    "<div>城市更新进入第二阶段，街区的老房子开始改造，居民可以选择回迁。<div>\n" + ARTICLE,
 ])
 def test_ordinary_content_has_no_block(content: str) -> None:
     assert split_block(content) == (None, content)
@@ -94,7 +98,8 @@ def test_a_sentence_the_article_repeats_is_summarized_once(repeated: str, other:
 
 
 def test_a_clause_ending_in_a_semicolon_is_not_a_sentence() -> None:
-    article = ("<p>乐视网前三季度营收约167亿元，同比增长百分之八十；其收入增长主要来自超级电视和会员付费。</p>"
+    article = ("<p>乐视网前三季度营收约167亿元，同比增长百分之八十；"
+               "其收入增长主要来自超级电视和会员付费。</p>"
                "<ul><li><p>定位：汽车内饰清洗服务；</p></li><li><p>基准：新品牌，无认知基础；</p></li></ul>"
                "<p>作者：薛洪言，苏宁金融研究院互联网金融研究中心主任；</p>"
                "<p>分析人士认为，超级电视的销量决定了乐视网明年的营收能否继续增长。</p>")
