@@ -48,41 +48,40 @@ class Pages:
         self._kr36_site = kr36_site
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
+        self._hosts: dict[str, threading.Lock] = {}
         self._blocked: dict[str, str] = {}  # host → the wall it answered with, this run
 
     def article(self, link: str) -> PageArticle:
         article_id = kr36.article_id(link)
         url = kr36.page_url(article_id, self._kr36_site) if article_id else link
         host = urlsplit(url).hostname or ""
-
-        def unless_walled() -> None:
-            # Asked when this page's turn at the host comes: the pages queued with it
-            # must learn of a wall the one ahead of them met, and not knock again.
-            with self._lock:
-                wall = self._blocked.get(host)
+        # A host's pages are read one at a time, from the look at its walls to the
+        # record of a new one: a page queued behind one that meets a wall, or a page
+        # without the article, must see that wall and never be sent.
+        with self._host_lock(host):
+            wall = self._blocked.get(host)
             if wall:
                 raise BlockedError(url, f"{host} answered with {wall} earlier in this run; its pages "
                                         "are left alone until the next run")
+            try:
+                response = self._fetcher.get(url, max_bytes=self._max_bytes,
+                                             headers={"Accept": PAGE_ACCEPT})
+                html = sniff.decode_html(response.body, response.content_type)
+                if article_id:
+                    return kr36.extract_page(html, response.url)
+            except BlockedError as exc:
+                self._blocked.setdefault(host, exc.wall)
+                raise
+            except kr36.NoArticle as exc:
+                # 36kr only ever serves an article here: anything else is a wall in disguise.
+                self._blocked.setdefault(host, f"a page without the article ({exc})")
+                raise BlockedError(url, f"36kr answered a page without the article ({exc}); "
+                                        "not archived from the page, tried again next run") from None
+        return extract_generic(html, response.url)  # outside the lock: other pages may be fetched
 
-        try:
-            response = self._fetcher.get(url, max_bytes=self._max_bytes,
-                                         headers={"Accept": PAGE_ACCEPT}, go_ahead=unless_walled)
-            html = sniff.decode_html(response.body, response.content_type)
-            if article_id:
-                return kr36.extract_page(html, response.url)
-            return extract_generic(html, response.url)
-        except BlockedError as exc:
-            self._block(host, exc.wall)
-            raise
-        except kr36.NoArticle as exc:
-            # 36kr only ever serves an article here: anything else is a wall in disguise.
-            self._block(host, f"a page without the article ({exc})")
-            raise BlockedError(url, f"36kr answered a page without the article ({exc}); "
-                                    "not archived from the page, tried again next run") from None
-
-    def _block(self, host: str, wall: str) -> None:
+    def _host_lock(self, host: str) -> threading.Lock:
         with self._lock:
-            self._blocked.setdefault(host, wall)
+            return self._hosts.setdefault(host, threading.Lock())
 
 
 def extract_generic(html: str, url: str) -> PageArticle:

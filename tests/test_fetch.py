@@ -139,19 +139,6 @@ def test_hosts_with_a_delay_are_spaced() -> None:
     assert rec.sleeps == [1.5, 1.5]
 
 
-def test_a_request_cancelled_at_its_turn_is_never_sent_nor_retried() -> None:
-    rec = Recorder(ok())
-    fetcher = rec.fetcher(host_delays={"36kr.com": 1.5})
-    fetcher.get("https://36kr.com/p/1", max_bytes=1000)
-
-    def walled() -> None:
-        raise BlockedError("https://36kr.com/p/2", "walled earlier in this run")
-
-    with pytest.raises(BlockedError, match="walled earlier"):
-        fetcher.get("https://36kr.com/p/2", max_bytes=1000, go_ahead=walled)
-    assert len(rec.requests) == 1 and rec.sleeps == []  # no request, and no delay waited for it
-
-
 def test_fetch_error_names_the_url() -> None:
     rec = Recorder(httpx.ConnectError("[Errno -2] Name or service not known"))
     with pytest.raises(FetchError, match=r"Name or service not known.*feeds\.example"):
