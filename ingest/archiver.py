@@ -58,7 +58,7 @@ class Archiver:
         images: list[ImageOutcome] = []
         if settings.images:
             article, images = self._with_images(article, PurePosixPath(job.path).parent.as_posix())
-        retry = article.partial is not None or any(i.error and not i.final for i in images)
+        retry = article.partial is not None or any(i.retry_later for i in images)
         article = replace(article, source_hash=article.source_hash + (INCOMPLETE if retry else ""))
         target = self._config.archive_dir / job.path
         if job.known is not None and _same_post(target, render_post(

@@ -83,6 +83,11 @@ class ImageOutcome:
     downloaded: bool = False  # fetched now, rather than found or copied locally
     final: bool = False  # failed for the last time: no more retries
 
+    @property
+    def retry_later(self) -> bool:
+        """Failed now, with tries left: a later run must try it again."""
+        return bool(self.error) and not self.final
+
 
 @dataclass(frozen=True, slots=True)
 class KnownPost:
@@ -202,7 +207,7 @@ class FeedResult:
         Failed and partial entries, and images that failed short of their last
         try: an image failure does not fail the run, but must still be retried.
         """
-        return self.failed or any(i.error and not i.final for e in self.entries for i in e.images)
+        return self.failed or any(i.retry_later for e in self.entries for i in e.images)
 
 
 @dataclass(frozen=True, slots=True)

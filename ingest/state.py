@@ -159,7 +159,7 @@ class State:
                        ON CONFLICT (url) DO UPDATE SET file = excluded.file, folder = excluded.folder,
                            failures = 0, last_error = NULL, last_attempt = excluded.last_attempt""",
                     (image.url, image.file, image.folder, _iso(now)))
-            elif image.error and not image.final:
+            elif image.retry_later:
                 self._db.execute(
                     """INSERT INTO images (url, failures, last_error, last_attempt) VALUES (?, 1, ?, ?)
                        ON CONFLICT (url) DO UPDATE SET failures = failures + 1,
