@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ingest.state import BUSY_TIMEOUT
+from ingest.state import BUSY_TIMEOUT, iso_utc
 
 
 class WorkerCache:
@@ -38,7 +38,7 @@ class WorkerCache:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO summaries (key, keywords, summary, created) "
                              "VALUES (?, ?, ?, ?)",
-                             (key, json.dumps(keywords, ensure_ascii=False), summary, _iso(now)))
+                             (key, json.dumps(keywords, ensure_ascii=False), summary, iso_utc(now)))
 
     def _one(self, sql: str, params: tuple[str, ...]) -> tuple[Any, ...] | None:
         with self._lock:
@@ -48,6 +48,3 @@ class WorkerCache:
     def close(self) -> None:
         self._db.close()
 
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()

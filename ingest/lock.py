@@ -13,11 +13,12 @@ import json
 import logging
 import os
 import socket
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
 from ingest.errors import LockError, StateError
+from ingest.state import iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class RunLock:
     def __init__(self, state_dir: Path, command: str, now: datetime) -> None:
         self._path = state_dir / LOCK_NAME
         self._holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
-                        "started": _iso(now)}
+                        "started": iso_utc(now)}
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
@@ -71,6 +72,3 @@ def _describe(holder: str) -> str:
     except (ValueError, KeyError, TypeError):
         return "holder unknown"
 
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()

@@ -109,7 +109,7 @@ class State:
                    failures = CASE WHEN :ok THEN 0 ELSE failures + 1 END,
                    failing_since = CASE WHEN :ok THEN NULL ELSE coalesce(failing_since, :now) END""",
             {"url": result.url, "name": result.name, "status": result.status.value,
-             "http": result.http_status, "now": _iso(now), "ok": ok, "error": result.error},
+             "http": result.http_status, "now": iso_utc(now), "ok": ok, "error": result.error},
         )
         if validators is not None:
             self._db.execute("UPDATE feeds SET etag = ?, last_modified = ? WHERE url = ?",
@@ -127,12 +127,12 @@ class State:
                VALUES (?, ?, ?, ?, ?, ?)
                ON CONFLICT (key) DO UPDATE SET source_hash = excluded.source_hash,
                    lastmod = excluded.lastmod, date = excluded.date""",
-            (post.key, post.feed, post.path, post.source_hash, _iso(post.date), _iso(post.lastmod)),
+            (post.key, post.feed, post.path, post.source_hash, iso_utc(post.date), iso_utc(post.lastmod)),
         )
 
     def first_seen(self, keys: list[str], now: datetime) -> dict[str, datetime]:
         self._db.executemany("INSERT OR IGNORE INTO first_seen (key, at) VALUES (?, ?)",
-                             [(key, _iso(now)) for key in keys])
+                             [(key, iso_utc(now)) for key in keys])
         return {key: datetime.fromisoformat(at)
                 for key, at in self._select_in("SELECT key, at FROM first_seen WHERE key IN", keys)}
 
@@ -158,13 +158,13 @@ class State:
                        VALUES (?, ?, ?, 0, ?)
                        ON CONFLICT (url) DO UPDATE SET file = excluded.file, folder = excluded.folder,
                            failures = 0, last_error = NULL, last_attempt = excluded.last_attempt""",
-                    (image.url, image.file, image.folder, _iso(now)))
+                    (image.url, image.file, image.folder, iso_utc(now)))
             elif image.retry_later:
                 self._db.execute(
                     """INSERT INTO images (url, failures, last_error, last_attempt) VALUES (?, 1, ?, ?)
                        ON CONFLICT (url) DO UPDATE SET failures = failures + 1,
                            last_error = excluded.last_error, last_attempt = excluded.last_attempt""",
-                    (image.url, image.error, _iso(now)))
+                    (image.url, image.error, iso_utc(now)))
 
     def checkpoint(self, backfill: str) -> dict[str, Any] | None:
         cursor = self._query("SELECT * FROM backfills WHERE id = ?", (backfill,))
@@ -177,7 +177,7 @@ class State:
                 "INSERT OR REPLACE INTO backfills (id, cursor, pages, archived, skipped, failed, reached, "
                 "done, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (backfill, cursor, tally.pages, tally.archived, tally.skipped, tally.failed,
-                 _iso(tally.reached) if tally.reached else None, int(done), _iso(now)))
+                 iso_utc(tally.reached) if tally.reached else None, int(done), iso_utc(now)))
 
     def posts_per_feed(self) -> dict[str, int]:
         return {str(feed): int(n) for feed, n in
@@ -297,5 +297,6 @@ def recover(state: State, archive_dir: Path) -> int:
     return len(pending)
 
 
-def _iso(moment: datetime) -> str:
+def iso_utc(moment: datetime) -> str:
+    """How the state (and the lock) write a moment: ISO 8601, in UTC."""
     return moment.astimezone(UTC).isoformat()
