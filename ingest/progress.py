@@ -32,9 +32,8 @@ class Progress(Protocol):
 class LineProgress:
     """Plain progress lines for logs (cron, CI), at most one every `every` seconds."""
 
-    def __init__(self, out: TextIO, since: datetime | None, every: float = 10.0) -> None:
+    def __init__(self, out: TextIO, every: float = 10.0) -> None:
         self._out = out
-        self._since = since
         self._every = every
         self._started = time.monotonic()
         self._last = 0.0
@@ -85,5 +84,5 @@ def progress_for(out: TextIO, since: date | None, now: datetime) -> Progress:
     start = datetime.combine(since, datetime.min.time(), UTC) if since else None
     if out.isatty():
         return TerminalProgress(start, now)
-    return LineProgress(out, start)
+    return LineProgress(out)
 
