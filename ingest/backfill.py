@@ -41,7 +41,7 @@ from ingest.models import Entry, FeedResult, FeedStatus, Outcome, PageArticle, P
 from ingest.parse import entry_key, parse_feed
 from ingest.pipeline import FeedPoll, Run
 from ingest.progress import Progress, Tally
-from ingest.report import to_json
+from ingest.report import plural, to_json
 from ingest.sources import kr36
 from ingest.state import State
 
@@ -209,10 +209,12 @@ class Backfill:
             print(f"ingest: cannot read the feed {source}: {exc}", file=sys.stderr)
             return 1
         settings = self._settings(f"backfill:{url}", full_content=self.config.full_content)
+        self._say(f"{plural(len(parsed.entries), 'item')} in {source}")
         with self._run() as run:
             if not self._archive(run, settings, list(parsed.entries)):
                 return self._stopped(run.blocked or "blocked")
         self.tally.pages = 1
+        self.progress.update(self.tally)
         return self._finished()
 
     def _run(self) -> Run:
@@ -270,8 +272,8 @@ class Backfill:
     def _summary(self) -> str:
         t = self.tally
         verb = "would archive" if self.dry_run else "archived"
-        return (f"backfill {'(dry run) ' if self.dry_run else ''}{t.pages} pages: {t.archived} {verb}, "
-                f"{t.skipped} already archived, {t.failed} failed")
+        return (f"backfill {'(dry run) ' if self.dry_run else ''}{plural(t.pages, 'page')}: "
+                f"{t.archived} {verb}, {t.skipped} already archived, {t.failed} failed")
 
     def _say(self, line: str) -> None:
         print(line, file=self.out)

@@ -152,6 +152,7 @@ class Run:
         self._polls: dict[str, FeedState] = {}
         self._quiet: list[tuple[FeedResult, Validators | None]] = []
         self._archiver: Archiver | None = None
+        self._on_feed: Callable[[FeedResult], None] | None = None
         self._work: BoundedPool[tuple[int, Entry | None]]
 
     def __enter__(self) -> Run:
@@ -171,9 +172,14 @@ class Run:
         return self._archiver
 
     def execute(self, feeds: tuple[FeedSettings, ...], *, force: bool = False,
-                given: Mapping[str, FeedPoll] | None = None) -> RunReport:
-        """Poll `feeds` (or take the polls `given` by feed URL) and archive their entries."""
+                given: Mapping[str, FeedPoll] | None = None,
+                on_feed: Callable[[FeedResult], None] | None = None) -> RunReport:
+        """Poll `feeds` (or take the polls `given` by feed URL) and archive their entries.
+
+        `on_feed` hears of each feed as soon as it is finished and recorded.
+        """
         started = self.clock()
+        self._on_feed = on_feed
         jobs = [_Feed(settings) for settings in feeds]
         # Polls finish in any order but are handled in config order, so that when two
         # feeds bring the same new article, the same feed archives it every time. At most
@@ -326,5 +332,7 @@ class Run:
         job.result = result
         job.posts.clear()
         job.images.clear()
-        log.info("%s: %s", feed.name, result.status.value)
+        log.debug("%s: %s", feed.name, result.status.value)
+        if self._on_feed is not None:
+            self._on_feed(result)
         return True

@@ -1,7 +1,7 @@
 """The run report: what a run or backfill did, as text for people and JSON for machines.
 
-`print_text` writes the lines `ingest run` prints: one a feed, problems under it,
-totals.
+`TextReport` writes the lines `ingest run` prints: one a feed as it finishes,
+problems under it, then totals.
 
 The schema is `schema/report.schema.json` (version 1); fields are only ever
 added. Per feed: status, HTTP status, counts, error, and the entries that
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -84,40 +85,56 @@ def _time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def print_text(outcome: RunReport, out: TextIO, *, verbose: bool = False,
-               quiet: bool = False) -> None:
-    width = max((len(f.name) for f in outcome.feeds), default=4)
-    for feed in outcome.feeds:
-        if quiet and not feed.failed:
-            continue
-        print(f"{feed.name:<{width}}  {_feed_line(feed)}", file=out)
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """`1 post`, `2 posts`: counts in the run's lines read as English."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
+
+
+class TextReport:
+    """The lines `ingest run` prints: each feed's as it finishes, then the totals."""
+
+    def __init__(self, out: TextIO, names: Iterable[str], *, verbose: bool = False,
+                 quiet: bool = False) -> None:
+        self._out = out
+        self._width = max((len(n) for n in names), default=4)
+        self._verbose = verbose
+        self._quiet = quiet
+
+    def feed(self, feed: FeedResult) -> None:
+        if self._quiet and not feed.failed:
+            return
+        pad = " " * self._width
+        lines = [f"{feed.name:<{self._width}}  {_feed_line(feed)}"]
         for entry in feed.entries:
             if entry.outcome is Outcome.FAILED:
-                print(f"{'':<{width}}  ! {entry.title}: {entry.error}", file=out)
+                lines.append(f"{pad}  ! {entry.title}: {entry.error}")
             elif entry.partial:
-                print(f"{'':<{width}}  ~ {entry.title}: archived from the feed only, the page "
-                      f"failed: {entry.partial}", file=out)
+                lines.append(f"{pad}  ~ {entry.title}: archived from the feed only, the page "
+                             f"failed: {entry.partial}")
             if entry.remote_images:
                 first = entry.remote_images[0].error
-                print(f"{'':<{width}}  ~ {entry.title}: {len(entry.remote_images)} of "
-                      f"{len(entry.images)} images kept remote ({first})", file=out)
-            elif verbose and entry.outcome is not Outcome.UNCHANGED:
-                print(f"{'':<{width}}  {entry.outcome.value}: {entry.path}", file=out)
-    if quiet and outcome.exit_code == 0:
-        return
-    totals = {o: sum(f.count(o) for f in outcome.feeds) for o in Outcome}
-    failed_feeds = sum(1 for f in outcome.feeds if f.status is FeedStatus.ERROR)
-    partial = sum(f.partial for f in outcome.feeds)
-    downloaded = sum(f.images(downloaded=True) for f in outcome.feeds)
-    reused = sum(f.images(downloaded=False) for f in outcome.feeds)
-    remote = sum(f.images(failed=True) for f in outcome.feeds)
-    if downloaded or reused or remote:
-        print(f"images: {downloaded} downloaded, {reused} already archived, {remote} kept remote",
-              file=out)
-    print(f"total: {totals[Outcome.NEW]} new, {totals[Outcome.UPDATED]} updated, "
-          f"{totals[Outcome.UNCHANGED]} unchanged, {totals[Outcome.FAILED]} entries failed, "
-          + (f"{partial} archived from the feed only, " if partial else "")
-          + f"{failed_feeds} of {len(outcome.feeds)} feeds failed", file=out)
+                lines.append(f"{pad}  ~ {entry.title}: {len(entry.remote_images)} of "
+                             f"{plural(len(entry.images), 'image')} kept remote ({first})")
+            elif self._verbose and entry.outcome is not Outcome.UNCHANGED:
+                lines.append(f"{pad}  {entry.outcome.value}: {entry.path}")
+        print("\n".join(lines), file=self._out, flush=True)
+
+    def totals(self, outcome: RunReport) -> None:
+        if self._quiet and outcome.exit_code == 0:
+            return
+        totals = {o: sum(f.count(o) for f in outcome.feeds) for o in Outcome}
+        failed_feeds = sum(1 for f in outcome.feeds if f.status is FeedStatus.ERROR)
+        partial = sum(f.partial for f in outcome.feeds)
+        downloaded = sum(f.images(downloaded=True) for f in outcome.feeds)
+        reused = sum(f.images(downloaded=False) for f in outcome.feeds)
+        remote = sum(f.images(failed=True) for f in outcome.feeds)
+        if downloaded or reused or remote:
+            print(f"images: {downloaded} downloaded, {reused} already archived, {remote} kept remote",
+                  file=self._out)
+        print(f"total: {totals[Outcome.NEW]} new, {totals[Outcome.UPDATED]} updated, "
+              f"{totals[Outcome.UNCHANGED]} unchanged, {plural(totals[Outcome.FAILED], 'entry', 'entries')} "
+              "failed, " + (f"{partial} archived from the feed only, " if partial else "")
+              + f"{failed_feeds} of {plural(len(outcome.feeds), 'feed')} failed", file=self._out, flush=True)
 
 
 def _feed_line(feed: FeedResult) -> str:
