@@ -38,15 +38,18 @@ def run(config: Config, args: argparse.Namespace, client: httpx.Client | None, c
     archive.check_writable(config.archive_dir)
     state = open_state(config.state_dir, config.archive_dir)
     http = client or make_client(policy)
+    text = report.TextReport(out, (f.name for f in config.feeds), verbose=args.verbose > 0,
+                             quiet=args.quiet)
     try:
         recover(state, config.archive_dir)
         with Run(config, state, Fetcher(http, policy), clock) as run:
-            outcome = run.execute(tuple(config.for_feed(f) for f in config.feeds), force=args.force)
+            outcome = run.execute(tuple(config.for_feed(f) for f in config.feeds), force=args.force,
+                                  on_feed=text.feed)
     finally:
         state.close()
         if client is None:  # a client passed in is its owner's to close
             http.close()
-    report.print_text(outcome, out, verbose=args.verbose > 0, quiet=args.quiet)
+    text.totals(outcome)
     if args.report:
         write_report(args.report, report.to_json(outcome, "run"))
     return outcome.exit_code
@@ -113,7 +116,7 @@ def status(config: Config, clock: Clock, out: TextIO) -> int:
             error = " ".join(str(row.get("last_error") or "-").split())
             rows.append((feed.name, _when(row.get("last_success")) if row else "never polled",
                          error[:60] + ("…" if len(error) > 60 else ""),
-                         f"{failures} runs" if failures else "-", _when(due) if due else "-",
+                         report.plural(failures, "run") if failures else "-", _when(due) if due else "-",
                          str(posts.get(feed.name, 0))))
     finally:
         state.close()
@@ -180,11 +183,13 @@ def verify(config: Config, args: argparse.Namespace, out: TextIO) -> int:
         print(problem, file=out)
     checked = sum(1 for _ in check.posts(config.archive_dir))
     how = "built with Hugo and compared" if args.hugo else "checked"
-    print(f"{checked} posts {how}: {len(problems) or 'no'} problems", file=out)
+    print(f"{report.plural(checked, 'post')} {how}: "
+          f"{report.plural(len(problems), 'problem') if problems else 'no problems'}", file=out)
     return 1 if problems else 0
 
 
 def http_policy(config: Config) -> Policy:
+    from ingest.connect import AddressPolicy
     from ingest.fetch import USER_AGENT, Policy
 
     kr36 = config.sources.kr36
@@ -198,4 +203,6 @@ def http_policy(config: Config) -> Policy:
         per_host=config.http.per_host,
         host_delays={h: kr36.delay for h in hosts if h and kr36.delay > 0},
         user_agent=config.http.user_agent or USER_AGENT,
+        deadline=config.http.request_deadline,
+        addresses=AddressPolicy.from_config(config.named_hosts(), config.http.allow_private),
     )

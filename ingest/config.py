@@ -6,6 +6,8 @@ would point at it in the file: ``feeds[2].url: not a URL``.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -35,6 +37,10 @@ SAMPLE_FRONT_MATTER: dict[str, Any] = {
 }
 # Keys every post writes itself; static front matter may not override them.
 GENERATED_KEYS = ("title", "categories", "date", "lastmod", "canonicalURL", "ingest")
+
+
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
 
 def check_url(value: str) -> str:
@@ -101,6 +107,24 @@ class Http(_Strict):
     per_host: int = Field(default=2, ge=1)
     workers: int = Field(default=8, ge=1, le=64)
     user_agent: str | None = None
+    deadline: float | None = Field(default=None, gt=0)  # None: 4 × timeout
+    allow_private: tuple[str, ...] = Field(default=(), strict=False)
+
+    @field_validator("allow_private")
+    @classmethod
+    def _hosts_or_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                if not _HOST_NAME.match(item):
+                    raise ValueError(f"{item!r} is neither a host name nor an address or CIDR") from None
+        return value
+
+    @property
+    def request_deadline(self) -> float:
+        """Seconds one whole request may take (connect, headers, body)."""
+        return self.deadline or 4 * self.timeout
 
 
 class Config(_Strict):
@@ -149,6 +173,13 @@ class Config(_Strict):
                 if first != i:
                     raise ValueError(f"feeds[{i}].{label}: same as feeds[{first}].{label}")
         return self
+
+    def named_hosts(self) -> set[str]:
+        """The hosts config.yaml names: its feeds, its sources, the LLM endpoint."""
+        urls = [f.url for f in self.feeds] + [self.sources.kr36.site, self.sources.kr36.gateway]
+        if self.summary_llm is not None:
+            urls.append(self.summary_llm.base_url)
+        return {urlsplit(u).hostname or "" for u in urls} - {""}
 
     def for_feed(self, feed: Feed) -> FeedSettings:
         return FeedSettings(

@@ -8,6 +8,7 @@
     ├── FetchError         an HTTP request failed for good, after any retries  (that feed/entry)
     │   ├── HTTPStatusError   the server answered 4xx/5xx
     │   ├── TooLargeError     the body exceeds the configured cap
+    │   ├── RefusedAddressError  a URL from feed content leads to a non-public address
     │   └── BlockedError      a WAF, captcha or security-check page answered
     ├── ParseError         the bytes are not a usable feed                     (that feed)
     │   └── NotAFeedError     an HTML page, JSON, an empty body, ...
@@ -59,6 +60,10 @@ class HTTPStatusError(FetchError):
 
 class TooLargeError(FetchError):
     """The response body is larger than allowed."""
+
+
+class RefusedAddressError(FetchError):
+    """A URL taken from a feed or page resolves to a loopback, private or reserved address."""
 
 
 class BlockedError(FetchError):

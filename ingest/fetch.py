@@ -11,6 +11,11 @@ beyond `attempts` tries nor past `retry_budget` seconds for one URL.
 
 Politeness: at most `per_host` requests at a time to one host, and hosts
 with a configured delay (36kr) get one request at a time, spaced by it.
+
+Every request has a total deadline, and URLs from feed content may not reach
+non-public addresses: both are enforced at the socket (`ingest.connect`).
+Transport failures that no retry can mend (a name that does not resolve, a
+redirect loop, a scheme that is not HTTP) fail at once, with what to do.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 from tenacity import (
     RetryCallState,
@@ -33,7 +39,8 @@ from tenacity import (
 )
 
 from ingest import __version__, sniff
-from ingest.errors import BlockedError, FetchError, HTTPStatusError, TooLargeError
+from ingest.connect import AddressPolicy, GuardedBackend, RefusedAddress, UnresolvedHost, deadline
+from ingest.errors import BlockedError, FetchError, HTTPStatusError, RefusedAddressError, TooLargeError
 from ingest.models import Response, Validators
 
 log = logging.getLogger(__name__)
@@ -52,6 +59,8 @@ class Policy:
     per_host: int = 2
     host_delays: Mapping[str, float] = field(default_factory=dict)
     user_agent: str = USER_AGENT
+    deadline: float = 120.0  # seconds for one whole request: connect, headers and body
+    addresses: AddressPolicy = field(default_factory=AddressPolicy)
 
 
 class _Retryable(Exception):
@@ -128,18 +137,28 @@ class Fetcher:
             try:
                 return self._exchange(url, headers, max_bytes, payload)
             except httpx.TimeoutException as exc:
-                raise _Retryable(FetchError(url, f"timed out ({type(exc).__name__}); the server is slow or "
-                                                 "unreachable, tried again next run")) from None
+                raise _Retryable(FetchError(url, f"timed out ({exc or type(exc).__name__}); the server "
+                                                 "is slow or unreachable, tried again next run")) from None
+            except UnresolvedHost as exc:
+                raise FetchError(url, str(exc)) from None
+            except RefusedAddress as exc:
+                raise RefusedAddressError(url, str(exc)) from None
+            except httpx.UnsupportedProtocol:
+                raise FetchError(url, "not an http(s) URL; ingest fetches nothing else") from None
             except httpx.TransportError as exc:
                 raise _Retryable(FetchError(url, f"could not connect: {exc or type(exc).__name__}; check the "
                                                  "host name and the network, tried again next run")) from None
+            except httpx.TooManyRedirects:
+                raise FetchError(url, "the redirects go round in circles (or past 5 hops); check the URL "
+                                      "in a browser") from None
+            except (httpx.InvalidURL, httpx.HTTPError, ValueError) as exc:
+                raise FetchError(url, f"cannot request this URL: {exc}") from None
 
     def _exchange(self, url: str, headers: dict[str, str], max_bytes: int,
                   payload: object) -> Response:
-        started = self._monotonic()
         method = "GET" if payload is None else "POST"
-        with self._client.stream(method, url, headers=headers, json=payload,
-                                 timeout=self._policy.timeout) as r:
+        with deadline(self._policy.deadline), self._client.stream(
+                method, url, headers=headers, json=payload, timeout=self._policy.timeout) as r:
             if r.status_code in RETRY_STATUSES:
                 raise _Retryable(HTTPStatusError(url, r.status_code, "the server is failing or busy; "
                                                  "gave up after retrying, tried again next run"),
@@ -151,7 +170,7 @@ class Fetcher:
             declared = r.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > max_bytes and "Content-Encoding" not in r.headers:
                 raise TooLargeError(url, f"body of {declared} bytes exceeds the cap of {max_bytes}")
-            body = b"".join(self._read_capped(r, url, max_bytes, started))
+            body = b"".join(_read_capped(r, url, max_bytes))
         content_type = r.headers.get("Content-Type", "")
         if "html" in content_type or sniff.looks_like_html(body):
             marker = sniff.challenge_marker(body)
@@ -160,17 +179,6 @@ class Fetcher:
                                         "challenges; nothing archived, tried again next run",
                                    wall=f"a bot wall ({marker!r})")
         return Response(str(r.url), r.status_code, content_type, body, _validators(r.headers))
-
-    def _read_capped(self, r: httpx.Response, url: str, max_bytes: int,
-                     started: float) -> Iterator[bytes]:
-        size = 0
-        for chunk in r.iter_bytes():  # decoded bytes: a gzip bomb hits the cap too
-            size += len(chunk)
-            if size > max_bytes:
-                raise TooLargeError(url, f"body exceeds the cap of {max_bytes} bytes")
-            if self._monotonic() - started > self._policy.timeout * 4:
-                raise httpx.ReadTimeout("body trickles in too slowly")
-            yield chunk
 
     @contextmanager
     def _host_slot(self, host: str) -> Iterator[None]:
@@ -192,6 +200,15 @@ class Fetcher:
                     self._next_at[host] = self._monotonic() + delay
 
 
+def _read_capped(r: httpx.Response, url: str, max_bytes: int) -> Iterator[bytes]:
+    size = 0
+    for chunk in r.iter_bytes():  # decoded bytes: a gzip bomb hits the cap too
+        size += len(chunk)
+        if size > max_bytes:
+            raise TooLargeError(url, f"body exceeds the cap of {max_bytes} bytes")
+        yield chunk
+
+
 def _validators(headers: httpx.Headers) -> Validators:
     return Validators(etag=headers.get("ETag"), last_modified=headers.get("Last-Modified"))
 
@@ -210,12 +227,25 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+class _GuardedTransport(httpx.HTTPTransport):
+    """httpx's own transport on ingest's network backend (see `ingest.connect`)."""
+
+    def __init__(self, policy: Policy, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits)
+        # httpx does not take a network backend; its pool is rebuilt with the same settings.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(), max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry, network_backend=GuardedBackend(policy.addresses))
+
+
 def make_client(policy: Policy) -> httpx.Client:
     """The production client: HTTP/1.1, redirects followed, our User-Agent."""
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
     return httpx.Client(
         headers={"User-Agent": policy.user_agent, "Accept-Encoding": "gzip, deflate"},
         follow_redirects=True,
         max_redirects=5,
         timeout=policy.timeout,
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+        transport=_GuardedTransport(policy, limits),
     )

@@ -92,7 +92,7 @@ def test_dns_failure_fails_alone(project: Project, server: Loopback) -> None:
                        {"name": "good", "url": server.url("/good")}])
     code, out = project.run()
     assert code == 1
-    assert "could not connect" in out and "check the host name" in out
+    assert "cannot resolve the host name 'feeds.nowhere.invalid'" in out and "check the URL" in out
     assert "http://feeds.nowhere.invalid/feed" in out and len(project.posts()) == 2
 
 
