@@ -4,8 +4,12 @@ A post's body is one Markdown HTML block (CommonMark type 6, opened by
 ``<div>``), which Goldmark passes through untouched *until the first blank
 line*. So the cleaner guarantees, for any input:
 
-* nothing executable: no script, style, iframe, object, embed, form control,
-  inline SVG, event handler, ``javascript:`` or non-image ``data:`` URL;
+* an allowlist, not a blocklist: only the elements and attributes articles
+  are made of (``ELEMENTS``, ``ATTRIBUTES``, inert ``data-*``/``aria-*``), URLs
+  only http(s), mailto, in-page anchors and raster ``data:`` images. Code,
+  embedded documents, form controls and what a browser never shows
+  (``<template>``, ``<noembed>``) go with their content; any other element is
+  unwrapped and its text kept; ``<xmp>``/``<listing>`` become ``<pre>``;
 * no blank line anywhere: outside ``<pre>`` a whitespace-only line is
   dropped (the browser collapses it anyway); inside ``<pre>`` and in attribute
   values the newline is written ``&#10;``, which renders the same;
@@ -36,15 +40,42 @@ from lxml import etree
 
 from ingest.urls import safe_srcset, safe_url, strip_tracking
 
-# Elements removed with everything inside them.
+# The allowlist: what an article is made of. Anything else is unwrapped (its text
+# stays, as the browser would show it) unless it is in _DROP.
+ELEMENTS = frozenset({
+    "a", "abbr", "acronym", "address", "article", "aside", "audio", "b", "bdi", "bdo", "big",
+    "blockquote", "br", "caption", "center", "cite", "code", "col", "colgroup", "data", "dd", "del",
+    "details", "dfn", "div", "dl", "dt", "em", "figcaption", "figure", "font", "footer", "h1", "h2",
+    "h3", "h4", "h5", "h6", "header", "hgroup", "hr", "i", "img", "ins", "kbd", "li", "main", "mark",
+    "nav", "ol", "p", "picture", "pre", "q", "rp", "rt", "ruby", "s", "samp", "section", "small",
+    "source", "span", "strike", "strong", "sub", "summary", "sup", "table", "tbody", "td", "tfoot",
+    "th", "thead", "time", "tr", "track", "tt", "u", "ul", "var", "video", "wbr",
+})
+# Attributes kept (besides data-* and aria-*, which do nothing without scripts);
+# URL attributes among them are checked for their scheme (urls.safe_url).
+ATTRIBUTES = frozenset({
+    "abbr", "align", "alt", "bgcolor", "border", "cellpadding", "cellspacing", "cite", "class",
+    "clear", "color", "cols", "colspan", "controls", "datetime", "default", "dir", "face", "headers",
+    "height", "href", "hreflang", "id", "kind", "label", "lang", "loop", "media", "muted", "name",
+    "nowrap", "open", "poster", "preload", "rel", "reversed", "rowspan", "rows", "scope", "size",
+    "sizes", "span", "src", "srclang", "srcset", "start", "style", "summary", "target", "title",
+    "type", "valign", "value", "width",
+})
+# Elements removed with everything inside them: code, embedded documents, form
+# controls, and content a browser never shows (<noembed>, <template>, the TeX
+# source MathML carries in <annotation>).
 _DROP = frozenset({
     "script", "style", "iframe", "frame", "frameset", "object", "embed", "applet", "template",
-    "link", "meta", "base", "svg", "math", "portal", "input", "button", "select", "option",
-    "optgroup", "textarea", "datalist", "keygen", "title", "head",
+    "noembed", "noframes", "link", "meta", "base", "svg", "portal", "input", "button", "select",
+    "option", "optgroup", "textarea", "datalist", "keygen", "title", "head", "canvas", "map",
+    "area", "param", "annotation", "annotation-xml",
 })
-# Elements replaced by their children: harmless content in a harmful container.
-_UNWRAP = frozenset({"form", "html", "body", "fieldset"})
-_PRESERVE_WHITESPACE = frozenset({"pre", "listing", "xmp", "plaintext"})
+# Elements that show their content as preformatted text: <pre> is the one a
+# reader's browser still knows.
+_AS_PRE = frozenset({"xmp", "listing"})
+# libxml2, like a browser, reads all that follows <plaintext> as text: the rest
+# of the article would become one block of raw markup. It is read as the markup it is.
+_PLAINTEXT = re.compile(r"</?plaintext\b[^>]*>", re.IGNORECASE)
 _VOID = frozenset({
     "area", "base", "br", "col", "embed", "hr", "img", "input", "keygen", "link", "menuitem",
     "meta", "param", "source", "track", "wbr", "basefont", "bgsound", "command", "frame",
@@ -63,7 +94,6 @@ _CHROME_NAMES = frozenset({
 _TOKEN = re.compile(r"[\s_-]+")
 _WRAPPERS = ("div", "p", "span", "section", "figure", "center", "font", "b", "strong", "i", "em")
 _LAZY_SRC = ("data-src", "data-original", "data-actualsrc", "data-lazy-src", "data-lazyload")
-_DROP_ATTRS = frozenset({"formaction", "srcdoc", "http-equiv", "autofocus", "is"})
 _STYLE_DANGER = re.compile(r"expression|javascript:|vbscript:|url\s*\(|behavior|binding|@import",
                            re.IGNORECASE)
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][-A-Za-z0-9_.]*$")  # what lxml can set back
@@ -79,7 +109,7 @@ def clean_html(html: str, base_url: str | None = None) -> str:
 
 def parse_document(html: str) -> lxml.html.HtmlElement:
     """A whole page as an lxml tree (typed as what lxml.html really returns)."""
-    return cast(lxml.html.HtmlElement, lxml.html.document_fromstring(html))
+    return cast(lxml.html.HtmlElement, lxml.html.document_fromstring(_PLAINTEXT.sub("", html)))
 
 
 def has_class(element: lxml.html.HtmlElement, name: str) -> bool:
@@ -88,7 +118,7 @@ def has_class(element: lxml.html.HtmlElement, name: str) -> bool:
 
 def parse_fragment(html: str) -> lxml.html.HtmlElement:
     """`html` as children of a <div>; input nested beyond libxml2's limit keeps its text."""
-    html = _CONTROL.sub("", html.replace("\r\n", "\n").replace("\r", "\n"))
+    html = _PLAINTEXT.sub("", _CONTROL.sub("", html.replace("\r\n", "\n").replace("\r", "\n")))
     if not html.strip(" \t\n\f"):  # a no-break space is text, not markup whitespace
         return lxml.html.Element("div")
     parser = lxml.html.HTMLParser(huge_tree=True, remove_comments=True, remove_pis=True)
@@ -106,14 +136,16 @@ def sanitize(root: lxml.html.HtmlElement, base_url: str | None) -> None:
             element.drop_tree()
     resolve_lazy_images(root)
     prune_chrome(root)
-    for element in [e for e in root.iter() if isinstance(e.tag, str) and e is not root
-                    and (e.tag in _UNWRAP or ":" in e.tag)]:
-        element.drop_tag()  # Office's <o:p>, <st1:place> carry only text
     for element in list(root.iter()):
-        if isinstance(element.tag, str):
-            _sanitize_attributes(element, base_url)
-        else:  # entities and other non-elements libxml2 kept
+        if not isinstance(element.tag, str):  # entities and other non-elements libxml2 kept
             element.drop_tree()
+            continue
+        if element.tag in _AS_PRE:
+            element.tag = "pre"
+        elif element.tag not in ELEMENTS and element is not root:
+            element.drop_tag()  # <font>-like wrappers, MathML, Office's <o:p>: their text stays
+            continue
+        _sanitize_attributes(element, base_url)
 
 
 def prune_chrome(root: lxml.html.HtmlElement) -> None:
@@ -180,7 +212,8 @@ def _sanitize_attributes(element: lxml.html.HtmlElement, base_url: str | None) -
 def _safe_attribute(tag: str, name: str, value: str, base_url: str | None) -> tuple[str, str | None]:
     """The attribute as it may stay, its value None when it must go."""
     lowered = name.lower()
-    if not _ATTRIBUTE_NAME.match(name) or lowered.startswith("on") or lowered in _DROP_ATTRS:
+    if not _ATTRIBUTE_NAME.match(name) or not (
+            lowered in ATTRIBUTES or lowered.startswith(("data-", "aria-"))):
         return name, None
     if lowered == "style" and _STYLE_DANGER.search(value):
         return name, None
@@ -202,11 +235,11 @@ def serialize(root: lxml.html.HtmlElement) -> str:
         tag = element.tag
         if event == "start":
             out.append(f"<{tag}{_attributes(element.attrib.items())}{'/' if tag in _VOID else ''}>")
-            if tag in _PRESERVE_WHITESPACE:
+            if tag == "pre":
                 in_pre += 1
             out.append(_text(element.text, in_pre > 0))
         else:
-            if tag in _PRESERVE_WHITESPACE:
+            if tag == "pre":
                 in_pre -= 1
             if tag not in _VOID:
                 out.append(f"</{tag}>")

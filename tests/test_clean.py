@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.clean import clean_html
+from ingest.clean import ATTRIBUTES, ELEMENTS, URL_ATTRS, clean_html
 from ingest.render import escape_shortcodes
 from ingest.urls import safe_url
 
@@ -62,6 +62,28 @@ def test_serialization_matches_the_samples_round_trip() -> None:
 def test_nothing_executable_survives(source: str, forbidden: str) -> None:
     assert forbidden not in clean_html(source + "<p>kept</p>").lower()
     assert "kept" in clean_html(source + "<p>kept</p>")
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    # <plaintext> would turn the rest of the page into raw text: it is read as markup.
+    ("<p>a</p><plaintext><p>b</p></plaintext><p>c</p>", "<p>a</p><p>b</p><p>c</p>"),
+    ("<p>a</p><PLAINTEXT><p>b &amp; c", "<p>a</p><p>b &amp; c</p>"),
+    # <xmp> and <listing> show their text as is: <pre> does the same.
+    ("<xmp><b>x</b></xmp><p>after</p>", "<pre>&lt;b&gt;x&lt;/b&gt;</pre><p>after</p>"),
+    ("<listing>l\n\nx</listing><p>after</p>", "<pre>l\n&#10;x</pre><p>after</p>"),
+    # A browser never shows these: neither does the post.
+    ("<noembed><p>no plug-in</p></noembed><p>after</p>", "<p>after</p>"),
+    ("<noframes>no frames</noframes><p>after</p>", "<p>after</p>"),
+    ("<template><p>later</p></template><p>after</p>", "<p>after</p>"),
+    # Elements outside the allowlist keep their text (MathML as feedparser reads it).
+    ("<math><mi>a</mi><mo>+</mo><mi>b</mi><annotation>a+b</annotation></math> is all",
+     "a+b is all"),
+    ("<custom-card foo='1'><p>x</p></custom-card><marquee>y</marquee>", "<p>x</p>y"),
+    ("<p trbidi='on' ping='https://t.example/' onmouseover='x()' data-id='7'>x</p>",
+     '<p data-id="7">x</p>'),
+])
+def test_the_allowlist(source: str, expected: str) -> None:
+    assert clean_html(source) == expected
 
 
 def test_raster_data_images_survive_other_data_urls_do_not() -> None:
@@ -171,3 +193,28 @@ def test_property_no_shortcode_opener_after_escaping(source: str) -> None:
     out = escape_shortcodes(clean_html(source))
     assert "{{<" not in out and "{{%" not in out
     assert text_of(out) == text_of(clean_html(source))
+
+
+SOUP = st.lists(st.sampled_from([
+    *"<>/=\"' \n\tab{}%&;:", "{{<", "{{%", "plaintext", "xmp", "listing", "noembed", "noframes",
+    "template", "math", "svg", "object", "custom-x", "pre", "p", "a href=", "img src=", "onerror=",
+    "style=", "formaction=", "srcdoc=", "javascript:", "data:text/html,", "http://x/", "<!--", "-->",
+    "<![CDATA[", "]]>", "\n\n",
+]), max_size=80).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(SOUP)
+def test_property_only_allowed_elements_attributes_and_schemes(source: str) -> None:
+    out = clean_html(source, "https://site.example/a/")
+    assert not BLANK_LINE.search(out)
+    escaped = escape_shortcodes(out)
+    assert "{{<" not in escaped and "{{%" not in escaped
+    if not out.strip():
+        return
+    for element in lxml.html.fragment_fromstring(out, create_parent="div").iter():
+        assert isinstance(element.tag, str) and element.tag in ELEMENTS | {"div"}, element.tag
+        for name, value in element.attrib.items():
+            assert name in ATTRIBUTES or name.startswith(("data-", "aria-")), name
+            if name in URL_ATTRS or name == "srcset":
+                assert re.match(r"(https?:|#|data:image/|mailto:)", value.strip()), (name, value)
