@@ -15,6 +15,9 @@ Markdown re-interpretation (a ``#`` line becoming ``<h1>``, ``_x_`` becoming
 
 from __future__ import annotations
 
+import csv
+import io
+import os
 import re
 import shutil
 import subprocess
@@ -35,6 +38,7 @@ REQUIRED_KEYS = ("title", "categories", "date", "lastmod")
 _SOURCE_LINK = re.compile(r"<div>\n\n\[原文\]\((?P<url>[^\s)]*)\)\n\n</div>\n")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _SHORTCODE = re.compile(r"\{\{[<%]")
+_ANCHOR = 40  # characters of the article's text that locate it in a themed page
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,50 +106,73 @@ def verify(archive_dir: Path, *, hugo: bool = False, site: Path | None = None) -
     return found
 
 
+# Hugo's permalinks are read from `hugo list all` and the pages found under
+# them, so any theme and any permalink scheme work: this base URL only makes
+# the permalinks' paths predictable.
+_BASE_URL = "http://ingest.invalid/"
+
+
 def compare_with_hugo(archive_dir: Path, site: Path | None = None) -> list[Problem]:
     with tempfile.TemporaryDirectory(prefix="ingest-verify-") as tmp:
         out = Path(tmp) / "public"
-        build_site(archive_dir, out, site)
-        pages = rendered_pages(out)
+        pages = build_site(archive_dir, out, site)
         problems = []
         for path in posts(archive_dir):
             rel = _rel(path, archive_dir)
             page = pages.get(rel)
-            if page is None:
+            if page is None or not page.is_file():
                 problems.append(Problem(rel, "Hugo rendered no page for this post"))
                 continue
             problems += [Problem(rel, m) for m in compare_rendered(path, page, out)]
         return problems
 
 
-def build_site(archive_dir: Path, out: Path, site: Path | None = None) -> None:
-    """Build `archive_dir` with Hugo into `out`, from a copy of `site` (or ours)."""
+def build_site(archive_dir: Path, out: Path, site: Path | None = None) -> dict[str, Path]:
+    """Build `archive_dir` with Hugo into `out`, from a copy of `site` (or ours).
+
+    Returns each post's rendered page, keyed by the post's path in the archive.
+    """
     hugo = shutil.which("hugo")
     if hugo is None:
         raise IngestError("hugo is not installed: apt-get install hugo (or see gohugo.io)")
+    content = archive_dir.resolve()
+    # Flags go to the build; `hugo list` takes only the environment.
+    env = {**os.environ, "HUGO_CONTENTDIR": str(content), "HUGO_BASEURL": _BASE_URL,
+           "HUGO_BUILDFUTURE": "true", "HUGO_BUILDEXPIRED": "true"}
     with tempfile.TemporaryDirectory(prefix="ingest-site-") as tmp:
         source = Path(tmp) / "site"
         if site is None:
             with resources.as_file(resources.files("ingest") / "site") as bundled:
                 shutil.copytree(bundled, source)
         else:
-            shutil.copytree(site, source)
-        done = subprocess.run(
-            [hugo, "--quiet", "--source", str(source), "--contentDir", str(archive_dir.resolve()),
-             "--destination", str(out.resolve())],
-            capture_output=True, text=True, timeout=1800, check=False,
-        )
+            shutil.copytree(site, source, ignore=shutil.ignore_patterns(".git", "public", "resources"))
+        _hugo([hugo, "--quiet", "--source", str(source), "--contentDir", str(content),
+               "--destination", str(out.resolve()), "--baseURL", _BASE_URL,
+               "--buildFuture", "--buildExpired"], env)
+        listing = _hugo([hugo, "list", "all", "--source", str(source)], env)
+    return _pages_by_post(listing, content, out)
+
+
+def _hugo(command: list[str], env: dict[str, str]) -> str:
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800, check=False)
     if done.returncode != 0:
         raise IngestError(f"hugo failed to build the archive:\n{done.stderr.strip()}")
+    return done.stdout
 
 
-def rendered_pages(out: Path) -> dict[str, Path]:
-    """Post path (as in the archive) → its rendered page, via data-source-file."""
+def _pages_by_post(listing: str, content: Path, out: Path) -> dict[str, Path]:
+    """`hugo list all`'s CSV → post path in the archive → its page in `out`."""
     pages = {}
-    for page in out.rglob("index.html"):
-        match = re.search(rb'data-source-file="([^"]+)"', page.read_bytes()[:4096])
-        if match:
-            pages[match.group(1).decode()] = page
+    for row in csv.DictReader(io.StringIO(listing)):
+        source, permalink = Path(row.get("path") or ""), row.get("permalink") or ""
+        if source.is_absolute():
+            if not source.is_relative_to(content):
+                continue
+            source = source.relative_to(content)
+        if not permalink.startswith(_BASE_URL):
+            continue
+        page = out / unquote(permalink[len(_BASE_URL):])
+        pages[source.as_posix()] = page / "index.html" if permalink.endswith("/") else page
     return pages
 
 
@@ -154,15 +181,15 @@ def compare_rendered(post: Path, page: Path, out: Path) -> list[str]:
     article, link = _split_body(body)
     expected_html = article + (f'<div><p><a href="{link}">原文</a></p></div>' if link else "")
     expected = lxml.html.fragment_fromstring(expected_html, create_parent="div")
-    document = lxml.html.document_fromstring(page.read_bytes())
-    content = next((e for e in document.iter("div") if e.get("class") == "post-content"), None)
-    if content is None:
-        return ["rendered page has no post content"]
-    rendered = cast(lxml.html.HtmlElement, content)
+    document = cast(lxml.html.HtmlElement, lxml.html.document_fromstring(page.read_bytes()))
+    rendered = _content_of(document, expected)
+    if rendered is None:
+        return ["rendered page does not hold the article: " + _first_difference(
+            _text(expected), _text(document.body))]
     problems = []
-    if _text(expected) != _text(rendered):
+    if _text(expected) not in _text(rendered):
         problems.append(f"text differs: {_first_difference(_text(expected), _text(rendered))}")
-    if _tags(expected) != _tags(rendered):
+    if not _contains_run(_tags(rendered), _tags(expected)):
         problems.append("markup differs: Markdown re-interpreted part of the article")
     if _pre_texts(expected) != _pre_texts(rendered):
         problems.append("preformatted text differs")
@@ -175,6 +202,27 @@ def compare_rendered(post: Path, page: Path, out: Path) -> list[str]:
                 and not (out / unquote(src).lstrip("/")).is_file():
             problems.append(f"image {src} does not resolve in the built site")
     return problems
+
+
+def _content_of(document: lxml.html.HtmlElement, expected: lxml.html.HtmlElement,
+                ) -> lxml.html.HtmlElement | None:
+    """The theme's content block, whatever the theme calls it: the innermost element
+    holding the article's first and last words and all of its markup (or, when the
+    markup differs, just the words)."""
+    text, tags = _text(expected), _tags(expected)
+    if not text:
+        return cast("lxml.html.HtmlElement", document.body)
+    head, tail = text[:_ANCHOR], text[-_ANCHOR:]
+    holders = [e for e in document.body.iter()
+               if isinstance(e.tag, str) and head in _text(e) and tail in _text(e)]
+    holders.sort(key=lambda e: len(_text(e)))
+    whole = (e for e in holders if _contains_run(_tags(e), tags))
+    return next(whole, holders[0] if holders else None)
+
+
+def _contains_run(haystack: list[str], needle: list[str]) -> bool:
+    width = len(needle)
+    return any(haystack[i:i + width] == needle for i in range(len(haystack) - width + 1))
 
 
 def _same_url(rendered: str | None, markdown: str) -> bool:
