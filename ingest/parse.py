@@ -171,13 +171,27 @@ def _clean_line(value: str) -> str:
     return " ".join(_CONTROL.sub("", value).split())
 
 
+# A date outside these bounds is the feed's error, not a time (year 9999 at -1200
+# is past what a datetime holds; year 1 or the Unix epoch stand for "no date"):
+# the entry is dated by the next rule (updated, then first seen).
+_EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def _date(raw: Any, field: str) -> datetime | None:
     # dict.get: FeedParserDict.get would answer `updated` with the published date.
     parsed = dict.get(raw, f"{field}_parsed")
     if parsed:
-        return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
+        try:
+            return _plausible(datetime.fromtimestamp(calendar.timegm(parsed), UTC))
+        except (OverflowError, ValueError, OSError):
+            return None
     text = dict.get(raw, field)
-    return parse_loose_date(text) if text else None
+    return _plausible(parse_loose_date(text)) if text else None
+
+
+def _plausible(moment: datetime | None) -> datetime | None:
+    return moment if moment is not None and _EARLIEST <= moment < _LATEST else None
 
 
 # Month abbreviations of feeds that localize RFC 822 dates (Portuguese, Spanish,
@@ -215,6 +229,6 @@ def parse_loose_date(text: str) -> datetime | None:
     try:
         local = datetime(int(year), month, int(day), int(hour), int(minute), int(second or 0),
                          tzinfo=timezone(-offset if sign == "-" else offset))
-    except ValueError:
+        return local.astimezone(UTC)
+    except (ValueError, OverflowError):  # no such day, or beyond datetime's years 1-9999
         return None
-    return local.astimezone(UTC)

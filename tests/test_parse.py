@@ -148,3 +148,23 @@ def test_entry_key_prefers_36kr_ids_in_any_url_form() -> None:
 ])
 def test_loose_dates(text: str, expected: datetime | None) -> None:
     assert parse_loose_date(text) == expected
+
+
+@pytest.mark.parametrize("date", [
+    "Fri, 31 Dec 9999 23:59:59 -1200",  # past the last year a datetime holds
+    "Mon, 01 Jan 0001 00:00:00 +0100",  # before the first
+    "31 déc 9999 23:59 -1200",  # the same, in a localized form feedparser leaves to us
+    "Thu, 01 Jan 1970 00:00:00 GMT",  # the epoch: a feed's "no date"
+])
+def test_a_date_out_of_range_falls_back_to_updated_and_spares_the_other_entries(date: str) -> None:
+    feed = ('<rss version="2.0"><channel><title>t</title>'
+            f"<item><title>bad</title><link>http://x.example/a</link><pubDate>{date}</pubDate></item>"
+            '<item xmlns:atom="http://www.w3.org/2005/Atom"><title>bad, updated</title>'
+            f"<link>http://x.example/b</link><pubDate>{date}</pubDate>"
+            "<atom:updated>2024-02-21T05:47:03Z</atom:updated></item>"
+            "<item><title>good</title><link>http://x.example/c</link>"
+            "<pubDate>Wed, 21 Feb 2024 05:47:03 GMT</pubDate></item></channel></rss>").encode()
+    bad, updated, good = parse_feed(feed, "http://x.example/feed").entries
+    assert (bad.published, bad.updated) == (None, None)  # dated when first seen
+    assert updated.published is None and updated.updated == datetime(2024, 2, 21, 5, 47, 3, tzinfo=UTC)
+    assert good.published == datetime(2024, 2, 21, 5, 47, 3, tzinfo=UTC)
