@@ -65,12 +65,12 @@ class Archiver:
                 replace(article, lastmod=job.known.lastmod), self._static)):
             # Nothing shown changed (a page still blocked, a field we do not render): no churn.
             post = replace(job.known, source_hash=article.source_hash)
-            return Archived(post, Outcome.UNCHANGED, article.partial, tuple(images))
+            return Archived(post, Outcome.UNCHANGED, article.partial, tuple(images), article.note)
         archive.write_atomic(target, render_post(article, self._static).encode())
         post = KnownPost(key=article.key, feed=settings.feed.name, path=job.path,
                          source_hash=article.source_hash, date=article.date, lastmod=article.lastmod)
         outcome = Outcome.UPDATED if job.known else Outcome.NEW
-        return Archived(post, outcome, article.partial, tuple(images))
+        return Archived(post, outcome, article.partial, tuple(images), article.note)
 
     def _with_images(self, article: Article, folder: str) -> tuple[Article, list[ImageOutcome]]:
         block, images = self._images.localize(article.block_html, folder, article.source_url)

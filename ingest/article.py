@@ -24,7 +24,7 @@ import lxml.html
 from ingest import summary
 from ingest.clean import clean_html, no_blank_lines
 from ingest.config import FeedSettings
-from ingest.errors import BlockedError, ExtractError, FetchError
+from ingest.errors import BlockedError, ExtractError, FetchError, RefusedAddressError
 from ingest.extract import Pages
 from ingest.llm import LLMSummarizer
 from ingest.models import Article, Entry, KnownPost
@@ -53,7 +53,7 @@ def build_article(entry: Entry, settings: FeedSettings, known: KnownPost | None,
     """
     head, raw_article = summary.split_block(entry.content)
     article_html = clean_html(raw_article, base_url=entry.link)
-    partial = page_cover = None
+    partial = note = page_cover = None
     if entry.link and _wants_page(settings.full_content, entry.link, article_html):
         try:
             page = pages.article(entry.link)
@@ -64,7 +64,10 @@ def build_article(entry: Entry, settings: FeedSettings, known: KnownPost | None,
         except (FetchError, ExtractError) as exc:
             if not text_length(article_html) or (strict_pages and isinstance(exc, BlockedError)):
                 raise
-            partial = str(exc)
+            if isinstance(exc, RefusedAddressError):  # asking again would be refused again
+                note = f"archived from the feed's content: its page {exc}"
+            else:
+                partial = str(exc)
     block_head = _block_head(settings.summary, head, article_html, llm)
     return Article(
         key=entry.key,
@@ -77,6 +80,7 @@ def build_article(entry: Entry, settings: FeedSettings, known: KnownPost | None,
         block_html=summary.block(block_head, article_html),
         source_hash=entry.source_hash,
         partial=partial,
+        note=note,
         cover_url=_cover(page_cover, article_html),
     )
 

@@ -134,9 +134,15 @@ class Fetcher:
                  payload: object) -> Response:
         host = urlsplit(url).hostname or ""
         with self._host_slot(host):
+            started = time.monotonic()
             try:
                 return self._exchange(url, headers, max_bytes, payload)
             except httpx.TimeoutException as exc:
+                if time.monotonic() - started >= self._policy.deadline - 0.1:
+                    # Bytes kept coming, too slowly to finish: another try would do the same.
+                    raise FetchError(url, f"no complete answer within the deadline of "
+                                          f"{self._policy.deadline:g} s (http.deadline); the server "
+                                          "answers too slowly, tried again next run") from None
                 raise _Retryable(FetchError(url, f"timed out ({exc or type(exc).__name__}); the server "
                                                  "is slow or unreachable, tried again next run")) from None
             except UnresolvedHost as exc:

@@ -34,7 +34,7 @@ import lxml.html
 from ingest import archive, sniff
 from ingest.cache import WorkerCache
 from ingest.clean import parse_fragment, serialize
-from ingest.errors import ArchiveError, IngestError
+from ingest.errors import ArchiveError, IngestError, RefusedAddressError
 from ingest.fetch import Fetcher
 from ingest.models import ImageOutcome
 
@@ -149,7 +149,8 @@ class ImageStore:
         except ArchiveError:
             raise
         except IngestError as exc:
-            failure = ImageOutcome(url, error=str(exc))
+            # A refused address stays refused: kept remote for good, no retry.
+            failure = ImageOutcome(url, error=str(exc), final=isinstance(exc, RefusedAddressError))
             with self._lock:
                 self._failed[url] = failure
             return failure

@@ -122,6 +122,7 @@ class Article:
     block_html: str
     source_hash: str
     partial: str | None = None  # why the article page could not be used, if it could not
+    note: str | None = None  # why the page was not even asked for (a policy, not a failure)
     cover_url: str | None = None  # the article's cover image (its page's, or its first image)
     cover: str | None = None  # the cover's file in the post's folder, once archived
 
@@ -151,6 +152,7 @@ class Archived:
     outcome: Outcome
     partial: str | None
     images: tuple[ImageOutcome, ...]
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +164,7 @@ class EntryResult:
     error: str | None = None
     partial: str | None = None
     images: tuple[ImageOutcome, ...] = ()
+    note: str | None = None
 
     @property
     def remote_images(self) -> list[ImageOutcome]:

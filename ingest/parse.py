@@ -37,6 +37,8 @@ from ingest.sources import kr36
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 _TAG = re.compile(r"<[^>]*>")
 _DOCTYPE = re.compile(rb"<!DOCTYPE[^\[>]*(?:\[.*?\]\s*)?>", re.IGNORECASE | re.DOTALL)
+# What may come before the root element besides a DOCTYPE.
+_PROLOG_ITEM = re.compile(rb"\xef\xbb\xbf|\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
 _XML_ENCODING = re.compile(rb"""encoding\s*=\s*["'][\w.:-]+["']""")
 _CDATA = re.compile(r"\A\s*<!\[CDATA\[(.*?)\]\]>\s*\Z", re.DOTALL)
 
@@ -55,9 +57,7 @@ def parse_feed(body: bytes, url: str, content_type: str = "") -> ParsedFeed:
         named = f" titled {title!r}" if title else ""
         raise NotAFeedError(f"an HTML page{named}, not a feed ({url}): check the feed URL")
     body, content_type = _read_as_superset(body, content_type)
-    # Entity declarations are never needed by a feed and are how entity bombs and
-    # external entities get in: drop the DOCTYPE before any XML parser sees it.
-    body = _DOCTYPE.sub(b"", body, count=1)
+    body = _without_doctype(body)
     # No content-location: feedparser would resolve relative guids against it, and
     # an entry's identity must not depend on where its feed was fetched from.
     headers = {"content-type": content_type} if content_type else {}
@@ -74,6 +74,26 @@ def parse_feed(body: bytes, url: str, content_type: str = "") -> ParsedFeed:
     entries = tuple(_entry(raw, base) for raw in data.get("entries", []))
     return ParsedFeed(title=_text(channel.get("title", "")), link=_absolute(channel.get("link"), url),
                       entries=entries)
+
+
+def _without_doctype(body: bytes) -> bytes:
+    """`body` without the DOCTYPEs of its prolog.
+
+    Entity declarations are never needed by a feed and are how entity bombs and
+    external entities get in. Only the prolog is searched, past comments (a
+    DOCTYPE quoted in a comment first must not shield the real one) and never
+    into the content, where an article may quote one.
+    """
+    position = 0
+    while True:
+        item = _PROLOG_ITEM.match(body, position)
+        if item:
+            position = item.end()
+            continue
+        doctype = _DOCTYPE.match(body, position)
+        if doctype is None:
+            return body
+        body = body[:position] + body[doctype.end():]
 
 
 def _read_as_superset(body: bytes, content_type: str) -> tuple[bytes, str]:

@@ -305,7 +305,7 @@ class Run:
         job.posts.append(done.post)
         job.images.extend(done.images)
         job.results.append(EntryResult(entry.key, entry.title, done.outcome, done.post.path,
-                                       partial=done.partial, images=done.images))
+                                       partial=done.partial, images=done.images, note=done.note))
 
     def _finish_if_done(self, job: _Feed) -> bool:
         """Record a feed whose entries are all done; whether it was finished now."""

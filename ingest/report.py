@@ -74,9 +74,9 @@ def _feed(feed: FeedResult) -> dict[str, Any]:
         "error": feed.error,
         "problems": [
             {"id": e.key, "title": e.title, "outcome": e.outcome.value, "path": e.path,
-             "error": e.error, "partial": e.partial,
+             "error": e.error, "partial": e.partial, "note": e.note,
              "remote_images": [{"url": i.url, "error": i.error} for i in e.remote_images]}
-            for e in feed.entries if e.outcome is Outcome.FAILED or e.partial or e.remote_images
+            for e in feed.entries if e.outcome is Outcome.FAILED or e.partial or e.remote_images or e.note
         ],
     }
 
@@ -111,6 +111,8 @@ class TextReport:
             elif entry.partial:
                 lines.append(f"{pad}  ~ {entry.title}: archived from the feed only, the page "
                              f"failed: {entry.partial}")
+            elif entry.note:
+                lines.append(f"{pad}  ~ {entry.title}: {entry.note}")
             if entry.remote_images:
                 first = entry.remote_images[0].error
                 lines.append(f"{pad}  ~ {entry.title}: {len(entry.remote_images)} of "

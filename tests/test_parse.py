@@ -168,3 +168,13 @@ def test_a_date_out_of_range_falls_back_to_updated_and_spares_the_other_entries(
     assert (bad.published, bad.updated) == (None, None)  # dated when first seen
     assert updated.published is None and updated.updated == datetime(2024, 2, 21, 5, 47, 3, tzinfo=UTC)
     assert good.published == datetime(2024, 2, 21, 5, 47, 3, tzinfo=UTC)
+
+
+def test_a_doctype_quoted_in_a_comment_does_not_shield_the_real_one() -> None:
+    bomb = (b'<?xml version="1.0"?><!-- <!DOCTYPE decoy> --><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">'
+            + b"".join(b"<!ENTITY %c \"" % (98 + i) + b"&%c;" % (97 + i) * 10 + b'">' for i in range(8))
+            + b']><rss version="2.0"><channel><item><title>t &i;</title><guid>g</guid>'
+              b"<description><![CDATA[<pre><!DOCTYPE html> quoted</pre>]]></description>"
+              b"</item></channel></rss>")
+    (entry,) = parse_feed(bomb, "https://feeds.example/feed").entries
+    assert "aaaa" not in entry.title and "<!DOCTYPE html> quoted" in entry.content
