@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import secrets
+import tempfile
 import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -101,9 +102,21 @@ def _describe_os_error(path: Path, exc: OSError) -> str:
 
 
 def check_writable(archive_dir: Path) -> None:
-    """Fail before any work if posts cannot be written at all."""
-    write_atomic(archive_dir / ".ingest-write-check", b"")
-    (archive_dir / ".ingest-write-check").unlink()
+    """Fail before any work if posts cannot be written at all.
+
+    The probe is a file without a name (O_TMPFILE): a run killed while probing
+    leaves nothing in the archive for a commit to publish.
+    """
+    try:
+        archive_dir.mkdir(parents=True, exist_ok=True)
+        for leftover in archive_dir.glob(f"..ingest-write-check.*{TEMP_SUFFIX}"):  # named probes of old
+            leftover.unlink()
+        with tempfile.TemporaryFile(dir=archive_dir) as probe:
+            probe.write(b"\n")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        raise ArchiveError(_describe_os_error(archive_dir, exc)) from exc
 
 
 def recover_post(archive_dir: Path, path: str) -> KnownPost | None:

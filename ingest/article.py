@@ -15,6 +15,7 @@ newer, else to the time of the run that saw the change.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -117,7 +118,8 @@ def _cover(page_cover: str | None, article_html: str) -> str | None:
     if page_cover:
         return page_cover
     match = _FIRST_IMAGE.search(article_html)
-    return match.group(1) if match else None
+    # The attribute as written (`&amp;`): the URL is what the images stage fetches.
+    return html.unescape(match.group(1)) if match else None
 
 
 def _block_head(mode: str, feed_head: str | None, article_html: str,

@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None, *, client: httpx.Client | None = Non
     from ingest.lock import RunLock
 
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, no_feeds_yet=args.command == "feeds")
         if args.command == "verify":
             return commands.verify(config, args, output)
         if args.command == "status":

@@ -13,7 +13,15 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ingest.errors import ConfigError
 
@@ -149,6 +157,13 @@ class Config(_Strict):
             return value
         raise ValueError("must be a non-empty path")
 
+    @field_validator("feeds")
+    @classmethod
+    def _some_feeds(cls, value: tuple[Feed, ...], info: ValidationInfo) -> tuple[Feed, ...]:
+        if not value and not (info.context or {}).get("no_feeds_yet"):
+            raise ValueError("no feed: add one (name, url), or import some: ingest feeds import FILE.opml")
+        return value
+
     @field_validator("front_matter")
     @classmethod
     def _no_generated_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
@@ -201,8 +216,11 @@ class FeedSettings(BaseModel):
     summary: SummaryMode
 
 
-def load_config(path: Path) -> Config:
-    """Read and validate `path`; relative directories resolve against its folder."""
+def load_config(path: Path, *, no_feeds_yet: bool = False) -> Config:
+    """Read and validate `path`; relative directories resolve against its folder.
+
+    `no_feeds_yet` accepts an empty feed list (for the commands that fill it).
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -210,21 +228,40 @@ def load_config(path: Path) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     try:
-        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml when there
+        raw = yaml.load(text, Loader=_UniqueKeys)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
-    config = parse_config(raw, where=str(path))
+    config = parse_config(raw, where=str(path), no_feeds_yet=no_feeds_yet)
     base = path.resolve().parent
-    return config.model_copy(
-        update={"archive_dir": base / config.archive_dir, "state_dir": base / config.state_dir}
-    )
+    archive_dir, state_dir = (base / config.archive_dir).resolve(), (base / config.state_dir).resolve()
+    if archive_dir.is_relative_to(state_dir) or state_dir.is_relative_to(archive_dir):
+        # The state inside the archive would be published with it; the archive inside
+        # the state would be lost with a cache.
+        raise ConfigError(f"{path}: archive_dir ({archive_dir}) and state_dir ({state_dir}) must be "
+                          "apart, neither inside the other")
+    return config.model_copy(update={"archive_dir": archive_dir, "state_dir": state_dir})
 
 
-def parse_config(raw: dict[str, Any], where: str = "config") -> Config:
+class _UniqueKeys(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """YAML's safe loader (libyaml's when there), refusing a key given twice: YAML
+    would keep the last one silently, and half a config would vanish."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return dict(super().construct_mapping(node, deep=deep))
+
+
+def parse_config(raw: dict[str, Any], where: str = "config", *, no_feeds_yet: bool = False) -> Config:
     try:
-        return Config.model_validate(raw)
+        return Config.model_validate(raw, context={"no_feeds_yet": no_feeds_yet})
     except ValidationError as exc:
         problems = "\n".join(f"  {_describe(err)}" for err in exc.errors())
         raise ConfigError(f"{where}: invalid configuration:\n{problems}") from None

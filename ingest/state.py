@@ -233,6 +233,11 @@ def _connect(path: Path) -> sqlite3.Connection:
     try:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
+        # Damage in the middle of the file shows only when a query reaches it: look
+        # at every page now (milliseconds), so that it is rebuilt, not hit mid-run.
+        verdict = connection.execute("PRAGMA quick_check").fetchone()[0]
+        if verdict != "ok":
+            raise sqlite3.DatabaseError(f"damaged: {verdict}")
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, SCHEMA_VERSION):
             raise StateError(f"{path}: made by a newer ingest (schema {version}); upgrade ingest")
@@ -293,7 +298,8 @@ def recover(state: State, archive_dir: Path) -> int:
                 state.record_post(post)
         state.clear_pending(key for key, _ in pending)
     if pending:
-        log.warning("recovered %d posts a killed run was writing", len(pending))
+        log.warning("finished the bookkeeping of %d posts an earlier run left unfinished "
+                    "(it was killed, or stopped by an error such as a full disk)", len(pending))
     return len(pending)
 
 

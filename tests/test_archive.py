@@ -83,3 +83,10 @@ def test_recover_post_removes_a_folder_holding_only_a_temp_file(tmp_path: Path) 
     (folder / ".index.md.1234abcd.tmp").write_text("half")
     assert archive.recover_post(tmp_path, "2024/01/01/y/index.md") is None
     assert not folder.exists()
+
+
+def test_the_writability_probe_leaves_nothing_and_clears_old_leftovers(tmp_path: Path) -> None:
+    leftover = tmp_path / "..ingest-write-check.1a2b3c4d.tmp"  # a killed probe of earlier versions
+    leftover.write_bytes(b"")
+    archive.check_writable(tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ def test_per_feed_overrides() -> None:
     ({"feeds": [FEED], "imagez": True}, "imagez: unknown key"),
     ({"feeds": [{"name": "x"}]}, "feeds[0].url: missing"),
     ({}, "feeds: missing"),
+    ({"feeds": []}, "feeds: no feed: add one"),
     ({"feeds": [FEED], "images": "yes"}, "images: expected true or false, got str"),
     ({"feeds": "https://x.example"}, "feeds: expected a list, got str"),
     ({"feeds": [FEED], "full_content": "sometimes"}, "full_content: must be one of"),
@@ -92,5 +94,28 @@ def test_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "config.yaml"
     path.write_text("archive_dir: out\nstate_dir: ../state\nfeeds:\n  - name: a\n    url: https://a.example/\n")
     config = load_config(path)
-    assert config.archive_dir == tmp_path / "sub" / "out"
-    assert config.state_dir == (tmp_path / "sub" / ".." / "state")
+    assert config.archive_dir == (tmp_path / "sub" / "out").resolve()
+    assert config.state_dir == (tmp_path / "state").resolve()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("feeds: [{name: a, url: 'https://a.example/'}]\nimages: true\nimages: false\n",
+     "the key 'images' is given twice"),
+    ("feeds:\n  - name: a\n    url: https://a.example/\n    name: b\n", "the key 'name' is given twice"),
+    ("archive_dir: data/archive\nstate_dir: data\nfeeds: [{name: a, url: 'https://a.example/'}]\n",
+     "must be apart"),
+    ("archive_dir: .\nfeeds: [{name: a, url: 'https://a.example/'}]\n", "must be apart"),
+    ("archive_dir: x\nstate_dir: x/\nfeeds: [{name: a, url: 'https://a.example/'}]\n", "must be apart"),
+])
+def test_configs_that_would_lose_settings_or_posts_exit_2(tmp_path: Path, text: str, message: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    assert cli.main(["--config", str(path), "run"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_feeds_commands_accept_a_config_without_feeds_yet(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("feeds: []\n")
+    assert cli.main(["--config", str(path), "feeds", "list"], out=io.StringIO()) == 0

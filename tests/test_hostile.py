@@ -67,6 +67,20 @@ def test_hostile_posts_render_intact(project: Project, server: Loopback) -> None
     assert verify.verify(project.archive, hugo=True) == []
 
 
+@needs_hugo
+def test_verify_finds_no_false_problem_in_a_huge_title_or_shortcode_like_link_text(
+        project: Project, server: Loopback) -> None:
+    body = ("<p>一段足够长的正文，讲的是城市和科技，足以独立成篇。</p>" * 3
+            + '<p><a href="https://x.example/">see {{&lt; x &gt;}} and {{% y %}}</a></p>')
+    server.route("/feed", ('<rss version="2.0"><channel><title>t</title><item>'
+                           f"<title>{'长' * 10_000}</title><link>https://x.example/1</link>"
+                           "<pubDate>Wed, 21 Feb 2024 05:47:03 GMT</pubDate>"
+                           f"<description><![CDATA[{body}]]></description></item></channel></rss>").encode())
+    project.configure([{"name": "t", "url": server.url("/feed")}])
+    assert project.run()[0] == 0
+    assert verify.verify(project.archive, hugo=True) == []
+
+
 @pytest.mark.parametrize(("route", "message"), [
     ({"body": b"<rss>" + b"x" * 3_000_000 + b"</rss>"}, "exceeds the cap"),
     ({"body": gzip.compress(b"<rss>" + b" " * 50_000_000 + b"</rss>"), "gzip": False,

@@ -163,6 +163,17 @@ def test_article_cover_goes_to_the_front_matter(project: Project, server: Loopba
                              "relative": True}
 
 
+def test_an_article_cover_with_a_query_is_downloaded_once(project: Project, server: Loopback) -> None:
+    server.route("/img/a.png", PNG)
+    src = "https://cdn.example/img/a.png?w=1&amp;h=2"  # as the HTML writes it
+    server.route("/feed", article_feed({"one": f'<p><img src="{src}"></p>{paragraphs(3)}'}))
+    project.configure([{"name": "blog", "url": "https://blog.example/feed"}], images=True, cover="article")
+    project.run(client=server.client())
+    assert [r.path for r in server.requests if r.path.startswith("/img/")] == ["/img/a.png?w=1&h=2"]
+    meta, _ = front_matter(next(iter(project.posts().values())))
+    assert meta["cover"]["image"] == file_stem("https://cdn.example/img/a.png?w=1&h=2") + ".png"
+
+
 @needs_hugo
 def test_hugo_resolves_every_local_image(project: Project, gallery: Loopback) -> None:
     project.run(client=gallery.client())

@@ -70,17 +70,25 @@ def test_state_locked_by_another_program_exits_2(project: Project, server: Loopb
     assert project.run()[0] == 0
 
 
-def test_damaged_state_is_rebuilt_from_the_archive(project: Project, server: Loopback) -> None:
-    server.route("/feed", feedgen.feed(5))
+@pytest.mark.parametrize("damage", ["whole", "middle"])
+def test_damaged_state_is_rebuilt_from_the_archive(project: Project, server: Loopback,
+                                                   damage: str) -> None:
+    server.route("/feed", feedgen.feed(300))
     project.configure([{"name": "36kr", "url": server.url("/feed")}])
     project.run()
     before = project.snapshot()
     db = project.state_dir / DB_NAME
-    db.write_bytes(b"this is not a database" * 100)
+    if damage == "whole":
+        db.write_bytes(b"this is not a database" * 100)
+    else:  # the header and schema intact: only a query reaching the damage would notice
+        data = bytearray(db.read_bytes())
+        assert len(data) > 8 * 4096
+        data[4 * 4096:6 * 4096] = b"\xa5" * (2 * 4096)
+        db.write_bytes(bytes(data))
     for suffix in ("-wal", "-shm"):
         db.with_name(db.name + suffix).unlink(missing_ok=True)
     code, out = project.run()
-    assert code == 0 and "0 new, 0 updated, 5 unchanged" in out
+    assert code == 0 and "0 new, 0 updated, 300 unchanged" in out
     assert project.snapshot() == before
     assert list(project.state_dir.glob(f"{DB_NAME}.corrupt-*"))
 
