@@ -125,6 +125,9 @@ def parse_fragment(html: str) -> lxml.html.HtmlElement:
     root = lxml.html.fragment_fromstring(html, create_parent="div", parser=parser)
     if any(e.type_name == "ERR_RESOURCE_LIMIT" for e in parser.error_log):
         root = lxml.html.fragment_fromstring(_text_only(html), create_parent="div")
+    lead = htmllib.unescape(html[:html.find("<")] if "<" in html else html)
+    if root.text is None and lead.strip(" \t\n\f"):
+        root.text = lead  # lxml drops leading text that str.strip() empties: no-break spaces
     return root
 
 

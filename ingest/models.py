@@ -165,6 +165,7 @@ class EntryResult:
     partial: str | None = None
     images: tuple[ImageOutcome, ...] = ()
     note: str | None = None
+    owner: str | None = None  # the feed whose post holds this entry, when this entry is not the post
 
     @property
     def remote_images(self) -> list[ImageOutcome]:
@@ -192,6 +193,14 @@ class FeedResult:
     @property
     def partial(self) -> int:
         return sum(1 for e in self.entries if e.partial)
+
+    def owners(self) -> dict[str, int]:
+        """Feed → how many of this feed's entries are archived as that feed's posts."""
+        counts: dict[str, int] = {}
+        for entry in self.entries:
+            if entry.owner:
+                counts[entry.owner] = counts.get(entry.owner, 0) + 1
+        return counts
 
     def images(self, *, downloaded: bool | None = None, failed: bool = False) -> int:
         found = [i for e in self.entries for i in e.images]

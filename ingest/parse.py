@@ -19,6 +19,7 @@ the time the entry was first seen.
 from __future__ import annotations
 
 import calendar
+import codecs
 import hashlib
 import html
 import json
@@ -36,6 +37,10 @@ from ingest.sources import kr36
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 _TAG = re.compile(r"<[^>]*>")
+_CODE = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+# UTF-32's marks first: UTF-32-LE's begins with UTF-16-LE's.
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 _DOCTYPE = re.compile(rb"<!DOCTYPE[^\[>]*(?:\[.*?\]\s*)?>", re.IGNORECASE | re.DOTALL)
 # What may come before the root element besides a DOCTYPE.
 _PROLOG_ITEM = re.compile(rb"\xef\xbb\xbf|\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
@@ -45,6 +50,7 @@ _CDATA = re.compile(r"\A\s*<!\[CDATA\[(.*?)\]\]>\s*\Z", re.DOTALL)
 
 def parse_feed(body: bytes, url: str, content_type: str = "") -> ParsedFeed:
     """Parse a feed body fetched from `url`; raise ParseError if it is no feed."""
+    body, content_type = _utf8_from_bom(body, content_type, url)
     body = body.lstrip(b" \t\r\n")  # a newline before <?xml makes the XML ill-formed
     marker = sniff.challenge_marker(body)
     if marker:
@@ -96,6 +102,22 @@ def _without_doctype(body: bytes) -> bytes:
         body = body[:position] + body[doctype.end():]
 
 
+def _utf8_from_bom(body: bytes, content_type: str, url: str) -> tuple[bytes, str]:
+    """A UTF-16 or UTF-32 body, as UTF-8: its byte-order mark decides, whatever the
+    labels say (`text/xml` without a charset would otherwise mean ASCII)."""
+    codec = next((name for bom, name in _BOMS if body.startswith(bom)), None)
+    if codec is None:
+        return body, content_type
+    try:
+        text = body.decode(codec)
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"the body starts with a {codec.upper()} byte-order mark but is not "
+                         f"{codec.upper()} ({url}): {exc.reason} at byte {exc.start}") from None
+    head, rest = text[:200], text[200:]
+    head = re.sub(r"""encoding\s*=\s*["'][\w.:-]+["']""", 'encoding="utf-8"', head, count=1)
+    return (head + rest).encode(), "application/xml; charset=utf-8" if content_type else ""
+
+
 def _read_as_superset(body: bytes, content_type: str) -> tuple[bytes, str]:
     """A feed labelled gb2312 or gbk is read as gb18030: real ones use GBK-only characters."""
     declared = sniff.declared_charset(body, content_type)
@@ -118,8 +140,10 @@ def _entry(raw: Any, base: str) -> Entry:
     published = _date(raw, "published")
     updated = _date(raw, "updated")
     content = _content(raw)
-    title = _text(raw.get("title", "")) if raw.get("title_detail", {}).get("type") != "text/plain" \
-        else _clean_line(raw.get("title", ""))
+    title = raw.get("title", "")
+    # Titles are text: a script's or a style's source is never part of one, even in plain text.
+    title = _text(title) if raw.get("title_detail", {}).get("type") != "text/plain" \
+        else _clean_line(_CODE.sub("", title))
     if not title:
         title = _clean_line(_TAG.sub(" ", html.unescape(content)))[:60] or (link or "untitled")
     key = entry_key(guid, link, title, published)
@@ -184,7 +208,7 @@ def _absolute(link: str | None, base: str) -> str | None:
 
 def _text(value: str) -> str:
     """A single line of text from a title that may hold markup and entities."""
-    return _clean_line(html.unescape(_TAG.sub("", value)))
+    return _clean_line(html.unescape(_TAG.sub("", _CODE.sub("", value))))
 
 
 def _clean_line(value: str) -> str:

@@ -148,7 +148,7 @@ class Run:
         self.only_new = only_new
         self.strict_pages = strict_pages
         self.blocked: str | None = None
-        self._claimed: set[str] = set()
+        self._claimed: dict[str, str] = {}  # entry key → the feed writing its post in this run
         self._polls: dict[str, FeedState] = {}
         self._quiet: list[tuple[FeedResult, Validators | None]] = []
         self._archiver: Archiver | None = None
@@ -252,18 +252,28 @@ class Run:
         known = self.state.known(e.key for e in entries)
         name = job.settings.feed.name
         work: list[tuple[Entry, KnownPost | None]] = []
+        seen: set[str] = set()
         for entry in entries:
+            path = known[entry.key].path if entry.key in known else None
+            if entry.key in seen:
+                # The feed gives one identity twice: its first entry is the post, the
+                # others never rewrite it (else every run would flip between them).
+                job.results.append(EntryResult(entry.key, entry.title, Outcome.UNCHANGED, path, owner=name))
+                continue
+            seen.add(entry.key)
             action = decide(entry, known.get(entry.key), name)
             if self.only_new and entry.key in known:
                 action = Action.UNCHANGED
             if action in (Action.NEW, Action.UPDATED) and entry.key in self._claimed:
                 action = Action.OWNED_ELSEWHERE  # the same article twice in this run
             if action in (Action.NEW, Action.UPDATED):
-                self._claimed.add(entry.key)
+                self._claimed[entry.key] = name
                 work.append((entry, known.get(entry.key)))
             else:
-                path = known[entry.key].path if entry.key in known else None
-                job.results.append(EntryResult(entry.key, entry.title, Outcome.UNCHANGED, path))
+                owner = None
+                if action is Action.OWNED_ELSEWHERE:
+                    owner = known[entry.key].feed if entry.key in known else self._claimed[entry.key]
+                job.results.append(EntryResult(entry.key, entry.title, Outcome.UNCHANGED, path, owner=owner))
         if not work:
             return
         undated = [e.key for e, k in work if k is None and e.published is None and e.updated is None]

@@ -69,6 +69,7 @@ def _feed(feed: FeedResult) -> dict[str, Any]:
         "unchanged": feed.count(Outcome.UNCHANGED),
         "failed": feed.count(Outcome.FAILED),
         "partial": feed.partial,
+        "already_archived": feed.owners(),
         "images": {"downloaded": feed.images(downloaded=True), "reused": feed.images(downloaded=False),
                    "remote": feed.images(failed=True)},
         "error": feed.error,
@@ -119,6 +120,10 @@ class TextReport:
                              f"{plural(len(entry.images), 'image')} kept remote ({first})")
             elif self._verbose and entry.outcome is not Outcome.UNCHANGED:
                 lines.append(f"{pad}  {entry.outcome.value}: {entry.path}")
+        for owner, count in feed.owners().items():
+            entries = plural(count, "entry", "entries")
+            lines.append(f"{pad}  = {entries} repeating an earlier entry's identity: the first is the post"
+                         if owner == feed.name else f"{pad}  = {entries} already archived from feed {owner}")
         print("\n".join(lines), file=self._out, flush=True)
 
     def totals(self, outcome: RunReport) -> None:

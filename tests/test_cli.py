@@ -3,17 +3,21 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import time
 import typing
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+import yaml
 from pydantic import BaseModel
 
 from ingest import __version__
-from ingest.cli import build_parser
+from ingest.cli import build_parser, parse_args
 from ingest.config import Config
+from tests import feedgen
 from tests.conftest import DATA, Project
-from tests.loopback import Loopback
+from tests.loopback import Fault, Loopback
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
@@ -94,3 +98,66 @@ def test_verify_reports_broken_posts(project: Project, server: Loopback) -> None
     post.write_text(post.read_text().replace("<p>", "\n\n<p>", 1))
     code, out = project.run("verify")
     assert code == 1 and "blank line inside the article's HTML block" in out
+
+
+@pytest.mark.parametrize("argv", [
+    ["--config", "c.yaml", "-q", "run", "--report", "r.json"],
+    ["run", "--config", "c.yaml", "--quiet", "--report", "r.json"],
+    ["-q", "run", "--report", "r.json", "--config", "c.yaml"],
+    ["--config", "other.yaml", "run", "--quiet", "--config", "c.yaml", "--report", "r.json"],
+])
+def test_options_mean_the_same_before_and_after_the_subcommand(argv: list[str]) -> None:
+    args = parse_args(argv)
+    assert (args.config, args.quiet, args.verbose, args.report) == (Path("c.yaml"), True, 0, Path("r.json"))
+
+
+@pytest.mark.parametrize("argv", [
+    ["feeds", "import", "x.opml", "--config", "c.yaml", "-v"],
+    ["feeds", "--config", "c.yaml", "import", "x.opml", "-v"],
+    ["-v", "--config", "c.yaml", "feeds", "import", "x.opml"],
+    ["backfill", "feed", "x.opml", "-v", "--config", "c.yaml"],
+    ["backfill", "36kr", "--channel", "AI", "--since", "2024-01-01", "--config", "c.yaml", "-v"],
+])
+def test_nested_subcommands_take_them_too(argv: list[str]) -> None:
+    args = parse_args(argv)
+    assert (args.config, args.verbose, args.quiet) == (Path("c.yaml"), 1, False)
+    assert parse_args(["-v", *argv]).verbose == 2
+
+
+def test_every_subcommands_help_shows_the_common_options() -> None:
+    def parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+        yield parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from parsers(sub)
+
+    found = list(parsers(build_parser()))
+    assert len(found) > 10
+    for parser in found:
+        text = parser.format_help()
+        assert all(option in text for option in ("--config", "--quiet", "--verbose")), parser.prog
+
+
+def test_output_piped_into_head_ends_quietly(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    # Far more than a pipe holds, so that ingest writes after head has gone.
+    config.write_text(yaml.safe_dump({"feeds": [{"name": f"feed{n}", "url": f"https://x.example/{n}"}
+                                                for n in range(3000)]}))
+    done = subprocess.run(f"{sys.executable} -m ingest --config {config} status | head -1", shell=True,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and done.stdout.startswith("feed") and done.stderr == ""
+
+
+def test_run_prints_each_feeds_line_as_it_finishes(project: Project, server: Loopback) -> None:
+    server.route("/fast", (DATA / "feeds" / "36kr-official.xml").read_bytes())
+    server.route("/slow", feedgen.feed(2), faults=[Fault(delay=3)])
+    project.configure([{"name": "fast", "url": server.url("/fast")},
+                       {"name": "slow", "url": server.url("/slow")}], http={"timeout": 10})
+    started = time.monotonic()
+    with subprocess.Popen([sys.executable, "-m", "ingest", "--config", str(project.config), "run"],
+                          stdout=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        arrivals = [(line.split()[0], time.monotonic() - started) for line in process.stdout]
+    assert [name for name, _ in arrivals] == ["fast", "slow", "total:"]
+    assert arrivals[1][1] - arrivals[0][1] > 1.5  # fast's line came while slow was still waited for

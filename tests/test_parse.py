@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from ingest.clean import clean_html
 from ingest.errors import BlockedError, NotAFeedError, ParseError
 from ingest.parse import entry_key, parse_feed, parse_loose_date
 from tests.conftest import DATA
@@ -178,3 +179,47 @@ def test_a_doctype_quoted_in_a_comment_does_not_shield_the_real_one() -> None:
               b"</item></channel></rss>")
     (entry,) = parse_feed(bomb, "https://feeds.example/feed").entries
     assert "aaaa" not in entry.title and "<!DOCTYPE html> quoted" in entry.content
+
+
+def test_a_doctype_quoted_in_content_is_content() -> None:
+    feed = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><title>x</title>'
+            b"<guid>g</guid><description><![CDATA[<!DOCTYPE ]]></description></item></channel></rss>")
+    (entry,) = parse_feed(feed, "https://feeds.example/feed").entries
+    assert entry.content.strip() == "<!DOCTYPE"
+
+
+@pytest.mark.parametrize("title", [
+    '<title type="html">&lt;script&gt;alert(1)&lt;/script&gt;Hello &lt;b&gt;world&lt;/b&gt;</title>',
+    "<title>&lt;script type='text/javascript'&gt;alert(1)&lt;/script&gt;Hello world</title>",
+    '<title type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml"><style>p{}</style>'
+    "Hello world</div></title>",
+])
+def test_titles_keep_no_script_or_style_source(title: str) -> None:
+    feed = ('<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><entry><id>tag:x,2024:1</id>'
+            f'{title}<link href="https://x.example/1"/><content type="html">body</content></entry></feed>')
+    (entry,) = parse_feed(feed.encode(), "https://feeds.example/feed").entries
+    assert entry.title == "Hello world"
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be", "utf-32"])
+@pytest.mark.parametrize("content_type", ["text/xml", "application/xml", "text/xml; charset=utf-8"])
+def test_a_byte_order_mark_decides_the_encoding(codec: str, content_type: str) -> None:
+    text = ('<?xml version="1.0" encoding="utf-16"?><rss version="2.0"><channel><title>t</title>'
+            "<item><title>标题</title><guid>g</guid><description>正文</description></item></channel></rss>")
+    body = text.encode(codec) if codec != "utf-16-be" else b"\xfe\xff" + text.encode(codec)
+    (entry,) = parse_feed(body, "https://feeds.example/feed", content_type).entries
+    assert (entry.title, entry.content) == ("标题", "正文")
+
+
+def test_a_byte_order_mark_that_lies_is_named() -> None:
+    with pytest.raises(ParseError, match="UTF-16 byte-order mark but is not UTF-16"):
+        parse_feed(b"\xff\xfe<\x00r\x00\x00\xd8", "https://feeds.example/feed", "text/xml")
+
+
+def test_mathml_in_content_keeps_its_text() -> None:
+    feed = ('<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><entry><id>tag:x,2024:1</id>'
+            '<title>m</title><content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">'
+            '<math xmlns="http://www.w3.org/1998/Math/MathML"><mi>a</mi><mo>+</mo><mi>b</mi></math>'
+            "</div></content></entry></feed>")
+    (entry,) = parse_feed(feed.encode(), "https://feeds.example/feed").entries
+    assert clean_html(entry.content) == "a+b"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from datetime import UTC, datetime
@@ -147,3 +148,45 @@ def test_sample_feeds_give_their_expected_posts(project: Project, server: Loopba
     expected = {p.relative_to(expected_dir).as_posix(): p.read_text(encoding="utf-8")
                 for p in sorted(expected_dir.rglob("index.md"))}
     assert project.posts() == expected
+
+
+def atom(*entries: tuple[str, str, str]) -> bytes:
+    """An Atom feed of (id, title, body) entries."""
+    return ('<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><id>tag:x,2024:feed</id>'
+            + "".join(f"<entry><id>{i}</id><title>{t}</title><link href='https://x.example/{n}'/>"
+                      f"<updated>2024-02-21T05:47:03Z</updated><content type='html'>&lt;p&gt;{b}&lt;/p&gt;"
+                      "</content></entry>" for n, (i, t, b) in enumerate(entries))
+            + "</feed>").encode()
+
+
+def test_one_identity_twice_in_a_feed_the_first_is_the_post_and_reruns_change_nothing(
+        project: Project, server: Loopback) -> None:
+    server.route("/feed", atom(("tag:x,2024:1", "first", "一" * 80), ("tag:x,2024:1", "second", "二" * 80)))
+    project.configure([{"name": "a", "url": server.url("/feed")}])
+    code, out = project.run()
+    assert code == 0 and "1 new, 0 updated, 1 unchanged" in out
+    assert "= 1 entry repeating an earlier entry's identity: the first is the post" in out
+    before = project.snapshot()
+    assert front_matter(next(iter(project.posts().values())))[0]["title"] == "first"
+    for _ in range(2):
+        project.clock.advance(hours=1)
+        code, out = project.run("run", "--force")
+        assert code == 0 and "0 new, 0 updated, 2 unchanged" in out
+    assert project.snapshot() == before
+
+
+def test_an_article_in_several_feeds_is_one_post_and_the_others_say_so(project: Project,
+                                                                       server: Loopback) -> None:
+    shared = ("tag:x,2024:1", "共享", "三" * 80)
+    server.route("/a", atom(shared))
+    server.route("/b", atom(shared, ("tag:x,2024:2", "only b", "四" * 80)))
+    project.configure([{"name": "a", "url": server.url("/a")}, {"name": "b", "url": server.url("/b")}])
+    code, out = project.run("run", "--report", str(project.root / "r.json"))
+    assert code == 0 and len(project.posts()) == 2
+    owner = front_matter(next(t for t in project.posts().values() if "共享" in t))[0]["categories"][0]
+    other = "b" if owner == "a" else "a"
+    assert f"= 1 entry already archived from feed {owner}" in out
+    report = json.loads((project.root / "r.json").read_text())
+    assert {f["name"]: f["already_archived"] for f in report["feeds"]} == {owner: {}, other: {owner: 1}}
+    code, out = project.run("run", "--force")
+    assert f"= 1 entry already archived from feed {owner}" in out
