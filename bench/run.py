@@ -12,11 +12,15 @@ subprocess of its own, so its wall time and peak RSS (bench/peak.py) are its own
     large        the same steady run with 100,000 posts already archived (median of 5,
                  taken in turns with the steady runs)
     cold small   ingest run on N/5 feeds: peak memory must not grow with N
+    search       `ingest search` over the large archive: the query alone (in this
+                 process, the slowest of queries matching every post, one, none) and the
+                 whole command (median of 5) against `ingest --version`
 
 Targets (ratios, same machine, same run): cold no slower than naive; steady at
 least 20× faster than naive; large within 1.2× of steady; peak RSS of cold with
-N feeds within 1.25× of cold with N/5. Also timed: start-up, and the extractive
-summary of a 5,000-character Chinese article.
+N feeds within 1.25× of cold with N/5; a query on the large archive under
+100 ms. Also timed: start-up, and the extractive summary of a 5,000-character
+Chinese article.
 
 Usage: python -m bench.run [--feeds N] [--items M] [--posts P] [--json PATH]
 """
@@ -122,6 +126,21 @@ def archive_of(folder: Path, posts: int) -> None:
                                      date=moment.strftime("%a, %d %b %Y %H:%M:%S GMT")), encoding="utf-8")
 
 
+def search_times(config: Path) -> dict[str, float]:
+    """The slowest query over the large archive, and `ingest search` as a command."""
+    from ingest.search import SearchIndex, parse_query
+
+    index = SearchIndex(config.parent / ".ingest", config.parent / "archive")
+    slowest = 0.0
+    for query in ("旧文章", "正文", "3000000001234", "不存在的词"):  # every post, every post, one, none
+        started = time.perf_counter()
+        index.search(parse_query(query))
+        slowest = max(slowest, time.perf_counter() - started)
+    index.close()
+    command = statistics.median(ingest(config, "search", "旧文章")[0] for _ in range(5))
+    return {"search_query_ms": slowest * 1000, "search_command_s": command}
+
+
 def micro() -> dict[str, float]:
     """Start-up time and the extractive summary of a 5,000-character Chinese article."""
     startup = [measure(["ingest", "--version"], ROOT)[0] for _ in range(3)]
@@ -179,6 +198,7 @@ def main() -> int:
                 steady.append(ingest(small, "run"))
                 large_runs.append(ingest(large, "run"))
             results["steady"], results["large"] = median(steady), median(large_runs)
+            results.update(search_times(large))
         results.update(micro())
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -208,10 +228,14 @@ def print_table(r: dict[str, Any]) -> None:
         "steady at least 20x faster than naive": naive_s / r["steady"][0] >= 20,
         "large archive within 1.2x of steady": r["large"][0] <= 1.2 * r["steady"][0],
         "peak memory flat in the number of feeds": r["cold"][1] <= 1.25 * r["cold_fifth"][1],
+        f"a search over {r['posts']:,} posts under 100 ms": r["search_query_ms"] < 100,
     }
     print("\ntargets:")
     for name, met in r["targets"].items():
         print(f"  {'PASS' if met else 'FAIL'}  {name}")
+    command_ms, ratio = r["search_command_s"] * 1000, r["search_command_s"] / r["startup_s"]
+    print(f"\nsearch over {r['posts']:,} posts: slowest query {r['search_query_ms']:.0f} ms; "
+          f"`ingest search` {command_ms:.0f} ms, {ratio:.1f}x `ingest --version`")
     print(f"\nstart-up (ingest --version): {r['startup_s'] * 1000:.0f} ms; extractive summary of a "
           f"{r['extractive_chars']:,}-character Chinese article: {r['extractive_ms']:.1f} ms (median of 20)")
 

@@ -141,17 +141,23 @@ def read_posts(archive_dir: Path) -> Iterator[KnownPost]:
 
 
 def read_post(file: Path, path: str) -> KnownPost | None:
-    import frontmatter  # only reindexing and recovery read posts back
+    loaded = load_post(file)
+    return known_post(loaded[0], path) if loaded else None
+
+
+def load_post(file: Path) -> tuple[dict[str, object], str] | None:
+    """A post's front matter and body; None (and a warning) when it cannot be read."""
+    import frontmatter  # only reindexing, recovery and search read posts back
 
     try:
-        meta = frontmatter.load(file).metadata
+        post = frontmatter.load(file)
     except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError) as exc:
         log.warning("skipping unreadable post %s: %s", file, exc)
         return None
-    return _known_post(meta, path)
+    return post.metadata, post.content
 
 
-def _known_post(meta: dict[str, object], path: str) -> KnownPost | None:
+def known_post(meta: dict[str, object], path: str) -> KnownPost | None:
     ours = meta.get("ingest")
     categories = meta.get("categories")
     if not isinstance(ours, dict) or not isinstance(categories, list) or not categories:

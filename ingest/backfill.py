@@ -245,6 +245,9 @@ class Backfill:
                     self._say(f"! {outcome.title}: {outcome.error}")
         return run.blocked is None
 
+    def written(self) -> list[str]:
+        return [path for result in self._results for path in result.written()]
+
     def report(self, exit_code: int) -> dict[str, Any]:
         """The run report (ingest.report) of this backfill, as one feed: its source."""
         entries = tuple(e for r in self._results for e in r.entries)

@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report", type=Path, help="write a JSON report of the run here "
                                                  "(schema: schema/report.schema.json)")
     _command(commands, "status", "the feeds: last success, last error, failures, backoff, posts")
+    search = _command(commands, "search", "find posts by words in their title and text (Chinese included)")
+    search.add_argument("query", nargs="+", metavar="QUERY",
+                        help='words, all required (prefixes for Latin words); "a phrase" in quotes')
+    search.add_argument("--limit", type=int, default=20, help="at most this many results (default 20)")
+    search.add_argument("--feed", metavar="NAME", help="only the posts of this feed (its category)")
+    search.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="only posts dated this day or later")
+    search.add_argument("--json", action="store_true", help="the results as JSON, for scripts")
     feeds = _command(commands, "feeds", "list the feeds, import them from OPML, export them")
     actions = feeds.add_subparsers(dest="action", required=True, metavar="ACTION")
     _command(actions, "list", "the feeds of config.yaml")
@@ -120,9 +127,18 @@ def main(argv: Sequence[str] | None = None, *, client: httpx.Client | None = Non
     args = parse_args(argv)
     output = out or cast(TextIO, PipeSafe(sys.stdout))
     _configure_logging(args.verbose, args.quiet)
+    from ingest.errors import IngestError
+
+    if args.command == "search":  # before anything slow to import: see ingest/locations.py
+        from ingest.search import search_command
+
+        try:
+            return search_command(args, output)
+        except IngestError as exc:
+            print(f"ingest: {exc}", file=sys.stderr)
+            return 2
     from ingest import commands
     from ingest.config import load_config
-    from ingest.errors import IngestError
     from ingest.lock import RunLock
 
     try:

@@ -50,6 +50,7 @@ def run(config: Config, args: argparse.Namespace, client: httpx.Client | None, c
         if client is None:  # a client passed in is its owner's to close
             http.close()
     text.totals(outcome)
+    update_search(config, [path for feed in outcome.feeds for path in feed.written()])
     if args.report:
         write_report(args.report, report.to_json(outcome, "run"))
     return outcome.exit_code
@@ -80,6 +81,7 @@ def backfill(config: Config, args: argparse.Namespace, client: httpx.Client | No
             code = job.urls(text.splitlines())
         else:
             code = job.feed(args.source)
+        update_search(config, job.written())
         if args.report:
             write_report(args.report, job.report(code))
         return code
@@ -87,6 +89,20 @@ def backfill(config: Config, args: argparse.Namespace, client: httpx.Client | No
         state.close()
         if client is None:
             http.close()
+
+
+def update_search(config: Config, paths: list[str]) -> None:
+    """Index the posts just written: the posts are safe, so a failure here only warns."""
+    from ingest.search import SearchIndex
+
+    try:
+        index = SearchIndex(config.state_dir, config.archive_dir)  # a missing index is built whole
+        try:
+            index.update(paths)
+        finally:
+            index.close()
+    except IngestError as exc:
+        print(f"ingest: the search index was not updated: {exc}", file=sys.stderr)
 
 
 def write_report(path: Path, data: dict[str, object]) -> None:
@@ -167,11 +183,16 @@ def _read_text(path: Path) -> str:
 
 
 def reindex(config: Config, out: TextIO) -> int:
+    from ingest.search import INDEX_NAME
+
     state = open_state(config.state_dir, config.archive_dir, fresh=True)
     try:
         print(f"state rebuilt from {config.archive_dir}: {state.count_entries()} posts", file=out)
     finally:
         state.close()
+    for suffix in ("", "-wal", "-shm"):
+        (config.state_dir / f"{INDEX_NAME}{suffix}").unlink(missing_ok=True)
+    update_search(config, [])  # built whole, as it is missing
     return 0
 
 

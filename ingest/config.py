@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from ingest.errors import ConfigError
+from ingest.locations import ARCHIVE_DIR, STATE_DIR
 
 FullContent = Literal["auto", "always", "never"]
 SummaryMode = Literal["auto", "extractive", "llm", "none"]
@@ -136,8 +137,8 @@ class Http(_Strict):
 
 
 class Config(_Strict):
-    archive_dir: Path = Path("archive")
-    state_dir: Path = Path(".ingest")
+    archive_dir: Path = ARCHIVE_DIR
+    state_dir: Path = STATE_DIR
     images: bool = True
     full_content: FullContent = "auto"
     summary: SummaryMode = "auto"

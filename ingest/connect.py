@@ -111,8 +111,10 @@ class GuardedBackend(httpcore.NetworkBackend):
         addresses = self._resolve(host, port)
         refused = [a for a in addresses if not self._policy.allows(host, a)]
         if refused:
-            raise RefusedAddress(f"{host} resolves to {refused[0]}, a non-public address: not fetched "
-                                 "for a URL from feed content (allow it with http.allow_private)")
+            literal = str(refused[0]) == host.strip("[]")
+            where = f"is {host}" if literal else f"{host} resolves to {refused[0]}"
+            raise RefusedAddress(f"{where}, a non-public address: not fetched for a URL from feed "
+                                 "content (allow it with http.allow_private)")
         error: Exception | None = None
         for address in addresses:  # as socket.create_connection does, but on checked addresses
             try:

@@ -194,6 +194,10 @@ class FeedResult:
     def partial(self) -> int:
         return sum(1 for e in self.entries if e.partial)
 
+    def written(self) -> list[str]:
+        """The paths of the posts this feed's entries wrote."""
+        return [e.path for e in self.entries if e.path and e.outcome in (Outcome.NEW, Outcome.UPDATED)]
+
     def owners(self) -> dict[str, int]:
         """Feed → how many of this feed's entries are archived as that feed's posts."""
         counts: dict[str, int] = {}

@@ -35,9 +35,9 @@ VENV = Path(sys.prefix)  # where `make install` (or the workflow's pip) put the 
 BARE_PATH = "/usr/bin:/bin"  # cron's PATH
 
 
-def blocks(language: str = "") -> list[str]:
-    """The README's fenced code blocks of `language` ("" for unlabelled ones)."""
-    return re.findall(rf"^```{language}\n(.*?)^```$", README, flags=re.S | re.M)
+def blocks(language: str = "", text: str = README) -> list[str]:
+    """The fenced code blocks of `language` ("" for unlabelled ones) in `text`."""
+    return re.findall(rf"^```{language}\n(.*?)^```$", text, flags=re.S | re.M)
 
 
 def section(title: str) -> str:
@@ -89,7 +89,8 @@ def test_the_backfill_lines_run_as_written(site36: Project, server: Loopback) ->
     (site36.root / "missing.txt").write_text("https://36kr.com/p/3999000000000000\n")
     (site36.root / "snapshots").mkdir()
     (site36.root / "snapshots" / "36kr-2023-11-10.xml").write_bytes(feedgen.feed(3, first=10))
-    lines = [line for line in blocks("sh")[1].splitlines() if line.startswith("ingest backfill")]
+    lines = [line for line in blocks("sh", section("## Backfill"))[0].splitlines()
+             if line.startswith("ingest backfill")]
     assert len(lines) == 4
     for line in lines:
         done = shell(line, site36.root, on_path())
@@ -113,6 +114,18 @@ def test_every_inline_ingest_command_runs(site36: Project) -> None:
         done = shell(command, site36.root, on_path())
         assert done.returncode == 0, (command, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr and "error:" not in done.stderr, command
+
+
+def test_the_search_lines_run_as_written(site36: Project) -> None:
+    assert site36.run()[0] == 0
+    lines = [line for line in blocks("sh", section("## Searching"))[0].splitlines()
+             if line.startswith("ingest search")]
+    assert len(lines) == 4
+    for line in lines:  # 1 is "no post holds it": this archive has only the feed's two posts
+        done = shell(line, site36.root, on_path())
+        assert done.returncode in (0, 1) and done.stderr == "", (line, done.stderr)
+    done = shell("ingest search 老街区改造", site36.root, on_path())
+    assert done.returncode == 0 and len(done.stdout.splitlines()) == 2
 
 
 def crontab_line() -> str:
@@ -205,7 +218,7 @@ def theme_mirror(folder: Path) -> dict[str, str]:
                     reason=f"{SHARED}/themes/PaperMod is absent: the recipe's theme comes from there")
 def test_the_papermod_recipe_lists_the_posts_and_verify_passes(site36: Project) -> None:
     assert site36.run()[0] == 0
-    recipe = blocks("sh")[2]
+    recipe = blocks("sh", section("## Viewing the archive"))[0]
     assert recipe.startswith("mkdir site") and "hugo server" in recipe
     env = {"PATH": on_path(), "HOME": str(site36.root), **theme_mirror(site36.root / ".mirror")}
     hugo = subprocess.Popen(["bash", "-e", "-c", recipe], cwd=site36.root, env=env, text=True,

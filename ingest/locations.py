@@ -1,0 +1,32 @@
+"""Where a config file puts the archive and the state, read without the rest.
+
+`ingest search` must cost little more than starting Python: it reads these two
+keys only, and leaves validating the whole file (pydantic, ~0.1 s) to the
+commands that use it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ARCHIVE_DIR = Path("archive")
+STATE_DIR = Path(".ingest")
+
+
+def locations(config_file: Path) -> tuple[Path, Path]:
+    """(archive_dir, state_dir) of `config_file`, resolved against its folder."""
+    import yaml
+
+    from ingest.errors import ConfigError
+
+    try:
+        raw = yaml.load(config_file.read_text(encoding="utf-8"),
+                        Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except FileNotFoundError:
+        raise ConfigError(f"{config_file}: no such file (pass --config PATH)") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{config_file}: cannot read: {exc}") from None
+    raw = raw if isinstance(raw, dict) else {}
+    base = config_file.resolve().parent
+    return ((base / str(raw.get("archive_dir") or ARCHIVE_DIR)).resolve(),
+            (base / str(raw.get("state_dir") or STATE_DIR)).resolve())

@@ -1,0 +1,245 @@
+"""Full-text search over the archive (`ingest search`), kept current by every run.
+
+The index is SQLite FTS5 in ``state_dir/search.sqlite3``, over text prepared
+here rather than by a tokenizer: runs of Chinese, Japanese and Korean
+characters are indexed as overlapping character bigrams (城市更新 → 城市 市更
+更新), everything else as words. A query word of two or more CJK characters is
+then the phrase of its bigrams, which matches exactly where the word occurs as
+a substring: no dictionary to miss new names (jieba would need one), and
+unlike SQLite's trigram tokenizer it matches two-character words, the most
+common in Chinese. A single CJK character is looked up as a plain substring.
+Latin words match case-insensitively and as prefixes (robot finds robotics).
+
+Relevance is simple and predictable: posts whose title holds the query come
+first, then newest first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import UTC, date
+from pathlib import Path
+from typing import TextIO
+
+from ingest.errors import IngestError
+from ingest.locations import locations
+
+INDEX_NAME = "search.sqlite3"
+_CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_RUN = re.compile(rf"[{_CJK}]+|[^\W{_CJK}]+")  # a CJK run, or a word of letters and digits
+_QUERY = re.compile(r'"([^"]*)"|(\S+)')
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS posts (
+    id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, date TEXT NOT NULL, feed TEXT NOT NULL,
+    title TEXT NOT NULL, text TEXT NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS terms USING fts5(title, text, tokenize='unicode61 remove_diacritics 2');
+"""
+_SNIPPET = 40  # characters of context on each side of a match
+
+
+class SearchError(IngestError):
+    """A query that cannot be run (exit 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    path: str  # relative to archive_dir
+    date: str  # YYYY-MM-DD, UTC
+    title: str
+    feed: str
+    snippet: str  # the text around the first match
+
+
+def terms(text: str) -> str:
+    """`text` as the index stores it: CJK runs as bigrams, other words as they are."""
+    out: list[str] = []
+    for run in _RUN.findall(text):
+        if re.match(rf"[{_CJK}]", run):
+            out.extend([run] if len(run) == 1 else (run[i:i + 2] for i in range(len(run) - 1)))
+        else:
+            out.append(run)
+    return " ".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    match: str  # the FTS5 expression, empty when only substrings are asked for
+    substrings: tuple[str, ...]  # single CJK characters
+    needles: tuple[str, ...]  # what the snippet highlights
+
+
+def parse_query(text: str) -> Query:
+    """Words (all required), "quoted phrases"; raise SearchError if nothing is asked."""
+    if text.count('"') % 2:
+        raise SearchError(f"unbalanced quote in {text!r}: close the phrase with \"")
+    clauses: list[str] = []
+    substrings: list[str] = []
+    needles: list[str] = []
+    for phrase, word in _QUERY.findall(text):
+        if phrase:
+            tokens = terms(phrase)
+            if tokens:
+                clauses.append(f'"{tokens}"')
+                needles.append(phrase.strip())
+            continue
+        for run in _RUN.findall(word):
+            needles.append(run)
+            if re.fullmatch(rf"[{_CJK}]", run):
+                substrings.append(run)
+            elif re.match(rf"[{_CJK}]", run):
+                clauses.append(f'"{terms(run)}"')
+            else:
+                clauses.append(f'"{run}"*')
+    if not clauses and not substrings:
+        raise SearchError(f"nothing to search for in {text!r}: give a word or a \"phrase\"")
+    return Query(" AND ".join(clauses), tuple(substrings), tuple(needles))
+
+
+class SearchIndex:
+    """The index of one archive; built from the archive when it is missing."""
+
+    def __init__(self, state_dir: Path, archive_dir: Path) -> None:
+        self._archive = archive_dir
+        path = state_dir / INDEX_NAME
+        fresh = not path.exists()
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise IngestError(f"the search index {path} is unusable ({exc}): delete it, "
+                              "the next search rebuilds it from the archive") from exc
+        if fresh:
+            self.update(p.relative_to(archive_dir).as_posix()
+                        for p in sorted(archive_dir.glob("*/*/*/*/index.md")))
+
+    def close(self) -> None:
+        self._db.close()
+
+    def update(self, paths: Iterable[str]) -> int:
+        """(Re)index the posts at `paths` (relative to the archive); return how many."""
+        count = 0
+        with self._transaction():
+            for path in paths:
+                document = _document(self._archive / path)
+                if document is None:
+                    continue
+                when, feed, title, text = document
+                row = self._db.execute("SELECT id FROM posts WHERE path = ?", (path,)).fetchone()
+                if row:
+                    self._db.execute("DELETE FROM terms WHERE rowid = ?", row)
+                    self._db.execute("DELETE FROM posts WHERE id = ?", row)
+                cursor = self._db.execute(
+                    "INSERT INTO posts (path, date, feed, title, text) VALUES (?, ?, ?, ?, ?)",
+                    (path, when, feed, title, text))
+                self._db.execute("INSERT INTO terms (rowid, title, text) VALUES (?, ?, ?)",
+                                 (cursor.lastrowid, terms(title), terms(text)))
+                count += 1
+        return count
+
+    def search(self, query: Query, *, limit: int = 20, feed: str | None = None,
+               since: date | None = None) -> list[Hit]:
+        where, params = [], []
+        if query.match:
+            where.append("p.id IN (SELECT rowid FROM terms WHERE terms MATCH ?)")
+            params.append(query.match)
+        for needle in query.substrings:
+            where.append("(instr(p.title, ?) OR instr(p.text, ?))")
+            params += [needle, needle]
+        if feed:
+            where.append("p.feed = ?")
+            params.append(feed)
+        if since:
+            where.append("p.date >= ?")
+            params.append(since.isoformat())
+        in_title = " AND ".join(
+            (["p.id IN (SELECT rowid FROM terms WHERE terms MATCH '{title} : ' || ?)"]
+             if query.match else []) + ["instr(p.title, ?)" for _ in query.substrings]) or "0"
+        title_params = ([f"({query.match})"] if query.match else []) + list(query.substrings)
+        sql = (f"SELECT p.path, p.date, p.title, p.feed, p.text, ({in_title}) AS in_title FROM posts p "
+               f"WHERE {' AND '.join(where)} ORDER BY in_title DESC, p.date DESC, p.path LIMIT ?")
+        try:
+            rows = self._db.execute(sql, [*title_params, *params, limit]).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise SearchError(f"cannot search for this: {exc}") from None
+        return [Hit(path, when[:10], title, name, snippet(text, query.needles))
+                for path, when, title, name, text, _ in rows]
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _document(file: Path) -> tuple[str, str, str, str] | None:
+    """(date, feed, title, article text) of a post, or None if it is not one of ours."""
+    from ingest import archive, summary  # only indexing reads posts; a query needs none of it
+
+    loaded = archive.load_post(file)
+    if loaded is None:
+        return None
+    meta, body = loaded
+    known = archive.known_post(meta, file.name)
+    if known is None:
+        return None
+    import lxml.html
+
+    # The post's article block (render.render_post), without the summary head: its
+    # keywords would make phrases of words that never stand together in the article.
+    block = body.removeprefix("<div>\n\n").split("\n</div>\n\n<div>\n\n[原文](")[0].removesuffix("\n</div>")
+    _, article = summary.split_block(block)
+    text = " ".join(lxml.html.fragment_fromstring(article, create_parent="div").text_content().split()) \
+        if article.strip() else ""
+    return known.date.astimezone(UTC).isoformat(), known.feed, str(meta.get("title", "")), text
+
+
+def snippet(text: str, needles: Iterable[str], mark: tuple[str, str] = ("", "")) -> str:
+    """The text around the first needle found, the needle between `mark`'s two strings."""
+    lowered = text.lower()
+    found = [(at, needle) for needle in needles if (at := lowered.find(needle.lower())) >= 0]
+    if not found:
+        return text[:2 * _SNIPPET]
+    at, needle = min(found)
+    start, end = max(0, at - _SNIPPET), at + len(needle)
+    return ("…" if start else "") + text[start:at] + mark[0] + text[at:end] + mark[1] + \
+        text[end:end + _SNIPPET] + ("…" if end + _SNIPPET < len(text) else "")
+
+
+def search_command(args: argparse.Namespace, out: TextIO) -> int:
+    """`ingest search`: exit 0 with results, 1 without (2, raised, on a bad query)."""
+    query = parse_query(" ".join(args.query))
+    archive_dir, state_dir = locations(args.config)
+    index = SearchIndex(state_dir, archive_dir)
+    try:
+        hits = index.search(query, limit=args.limit, feed=args.feed, since=args.since)
+    finally:
+        index.close()
+    print_hits(hits, query.needles, out, as_json=args.json)
+    return 0 if hits else 1
+
+
+def print_hits(hits: list[Hit], needles: Iterable[str], out: TextIO, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=1), file=out)
+        return
+    terminal = out.isatty()
+    for hit in hits:
+        print(f"{hit.date}  {hit.path}  {hit.title}", file=out)
+        if terminal:
+            marked = snippet(hit.snippet, needles, ("\x1b[1;33m", "\x1b[0m"))
+            print(f"    {marked}", file=out)

@@ -1,0 +1,116 @@
+"""`ingest search`: Chinese words of any length, English prefixes, phrases, and an
+index that follows every run and survives the loss of the state."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest.search import parse_query, terms
+from tests.conftest import Project
+from tests.loopback import Loopback
+
+
+def rss(*items: tuple[str, str, str]) -> bytes:
+    """A feed of (title, date, body) items, each linked by its title."""
+    return ('<rss version="2.0"><channel><title>t</title>' + "".join(
+        f"<item><title>{t}</title><link>https://x.example/{t}</link><pubDate>{d}</pubDate>"
+        f"<description><![CDATA[{b}]]></description></item>" for t, d, b in items)
+        + "</channel></rss>").encode()
+
+
+FIRST = [
+    ("城市更新进入第二阶段", "Mon, 01 Jan 2024 08:00:00 GMT",
+     "<p>老城区的<strong>城市</strong>更新项目，居民可以选择回迁。</p>"),
+    ("Robots in the warehouse", "Tue, 02 Jan 2024 08:00:00 GMT",
+     "<p>Robotics firms say machine learning changes everything. 机器人公司融资。</p>"),
+    ("一家书店的线上转型", "Wed, 03 Jan 2024 08:00:00 GMT",
+     "<p>书店老板说：城市里的读者越来越少，Machine Learning 帮了大忙。</p>"),
+]
+LATER = ("城市规划的新思路", "Thu, 04 Jan 2024 08:00:00 GMT", "<p>规划师谈城市与街巷。</p>")
+
+
+@pytest.fixture
+def archived(project: Project, server: Loopback) -> Project:
+    server.route("/feed", rss(*FIRST))
+    server.route("/other", rss(("另一个源的文章", "Fri, 05 Jan 2024 08:00:00 GMT", "<p>这里也谈城市。</p>")))
+    project.configure([{"name": "a", "url": server.url("/feed")}, {"name": "b", "url": server.url("/other")}])
+    assert project.run()[0] == 0
+    return project
+
+
+def titles(project: Project, *query: str) -> list[str]:
+    code, out = project.run("search", *query, "--json")
+    assert code in (0, 1), out
+    return [hit["title"] for hit in json.loads(out)]
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    (["城市"], ["城市更新进入第二阶段", "另一个源的文章", "一家书店的线上转型"]),  # title hits, then newest
+    (["城市更新"], ["城市更新进入第二阶段"]),  # across the <strong>: the text, not the markup
+    (["城"], ["城市更新进入第二阶段", "另一个源的文章", "一家书店的线上转型"]),  # one character: a substring
+    (["机器人"], ["Robots in the warehouse"]),
+    (["robot"], ["Robots in the warehouse"]),  # a prefix, any case
+    (["MACHINE"], ["一家书店的线上转型", "Robots in the warehouse"]),
+    (['"machine learning"'], ["一家书店的线上转型", "Robots in the warehouse"]),
+    (['"learning machine"'], []),
+    (["城市", "书店"], ["一家书店的线上转型"]),  # every word
+    (["城市", "--feed", "b"], ["另一个源的文章"]),
+    (["城市", "--since", "2024-01-03"], ["另一个源的文章", "一家书店的线上转型"]),
+    (["warehouse", "--limit", "1"], ["Robots in the warehouse"]),
+    (["更新第二"], []),  # both words are there, but not together
+])
+def test_queries(archived: Project, query: list[str], expected: list[str]) -> None:
+    assert titles(archived, *query) == expected
+
+
+def test_exit_codes_and_the_line_format(archived: Project) -> None:
+    code, out = archived.run("search", "书店")
+    assert code == 0 and out.splitlines() == [
+        f"2024-01-03  {next(p for p in archived.posts() if '2024/01/03' in p)}  一家书店的线上转型"]
+    assert archived.run("search", "没有这个词") == (1, "")
+    assert archived.run("search", '"unclosed') == (2, "")
+    assert archived.run("search", '""')[0] == 2
+
+
+def test_the_index_follows_runs_and_survives_the_loss_of_the_state(archived: Project,
+                                                                  server: Loopback) -> None:
+    server.route("/feed", rss(*FIRST, LATER))
+    archived.clock.advance(hours=1)
+    assert archived.run()[0] == 0
+    assert "城市规划的新思路" in titles(archived, "规划")
+    before = titles(archived, "城市")
+    shutil.rmtree(archived.state_dir)
+    assert titles(archived, "城市") == before
+    assert archived.run("reindex")[0] == 0 and titles(archived, "城市") == before
+
+
+def test_a_backfill_is_searchable(archived: Project, tmp_path_factory: pytest.TempPathFactory) -> None:
+    saved = tmp_path_factory.mktemp("saved") / "feed.xml"
+    saved.write_bytes(rss(("旧文章里的无人机", "Sat, 01 Jan 2022 08:00:00 GMT", "<p>一篇旧文。</p>")))
+    assert archived.run("backfill", "feed", str(saved))[0] == 0
+    assert titles(archived, "无人机") == ["旧文章里的无人机"]
+
+
+CJK = st.text(alphabet="城市更新老区居民回迁规划", min_size=1, max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(CJK, min_size=1, max_size=5), st.data())
+def test_property_a_cjk_query_matches_exactly_the_texts_holding_it(texts: list[str],
+                                                                    data: st.DataObject) -> None:
+    source = data.draw(st.sampled_from(texts))
+    start = data.draw(st.integers(0, max(0, len(source) - 2)))
+    word = source[start:start + data.draw(st.integers(2, 6))]
+    if len(word) < 2:
+        return
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE t USING fts5(text)")
+    db.executemany("INSERT INTO t (rowid, text) VALUES (?, ?)", [(i, terms(x)) for i, x in enumerate(texts)])
+    found = {row[0] for row in db.execute("SELECT rowid FROM t WHERE t MATCH ?", (parse_query(word).match,))}
+    assert found == {i for i, x in enumerate(texts) if word in x}
