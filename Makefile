@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # apt-get needs root: use sudo when not root and sudo exists.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: install run test lint typecheck unit workflows demo bench bench-extractors hugo node clean
+.PHONY: install run test lint typecheck unit workflows demo bench bench-extractors bench-feedparser hugo node clean
 
 install: $(STAMP)
 
@@ -42,6 +42,9 @@ bench: install  ## ingest against the naive approach, on 127.0.0.1: prints a tab
 
 bench-extractors: install  ## the extractor comparison behind ingest/extract.py (needs ../shared)
 	$(BIN)/python -m bench.extractors
+
+bench-feedparser: install  ## ingest over feedparser's own ~2,200 test feeds (its sdist, fetched with pip)
+	$(BIN)/python -m bench.feedparser_suite
 
 hugo:
 	@command -v hugo >/dev/null 2>&1 || { \

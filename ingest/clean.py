@@ -75,6 +75,7 @@ _DROP = frozenset({
 _AS_PRE = frozenset({"xmp", "listing"})
 # libxml2, like a browser, reads all that follows <plaintext> as text: the rest
 # of the article would become one block of raw markup. It is read as the markup it is.
+_FULL_HTML = re.compile(r"\A\s*<(?:html|!doctype)", re.IGNORECASE)  # lxml's own test
 _PLAINTEXT = re.compile(r"</?plaintext\b[^>]*>", re.IGNORECASE)
 _VOID = frozenset({
     "area", "base", "br", "col", "embed", "hr", "img", "input", "keygen", "link", "menuitem",
@@ -122,12 +123,27 @@ def parse_fragment(html: str) -> lxml.html.HtmlElement:
     if not html.strip(" \t\n\f"):  # a no-break space is text, not markup whitespace
         return lxml.html.Element("div")
     parser = lxml.html.HTMLParser(huge_tree=True, remove_comments=True, remove_pis=True)
-    root = lxml.html.fragment_fromstring(html, create_parent="div", parser=parser)
+    root = _fragment(html, parser)
     if any(e.type_name == "ERR_RESOURCE_LIMIT" for e in parser.error_log):
-        root = lxml.html.fragment_fromstring(_text_only(html), create_parent="div")
-    lead = htmllib.unescape(html[:html.find("<")] if "<" in html else html)
-    if root.text is None and lead.strip(" \t\n\f"):
-        root.text = lead  # lxml drops leading text that str.strip() empties: no-break spaces
+        root = _fragment(_text_only(html), lxml.html.HTMLParser())
+    return root
+
+
+def _fragment(html: str, parser: lxml.html.HTMLParser) -> lxml.html.HtmlElement:
+    """`html` as the children of a <div>, as lxml.html.fragment_fromstring makes it, but
+    keeping leading text of any kind (lxml drops what str.strip() empties: no-break
+    spaces, ideographic spaces) and reading input with no body at all (a lone
+    DOCTYPE, "<html></html>") as empty, where lxml raises."""
+    if not _FULL_HTML.match(html):
+        html = f"<html><body>{html}</body></html>"
+    root = lxml.html.Element("div")
+    try:
+        body = lxml.html.document_fromstring(html, parser=parser).find("body")
+    except etree.ParserError:
+        return root
+    if body is not None:
+        root.text = body.text
+        root.extend(body)
     return root
 
 

@@ -81,6 +81,12 @@ def test_nothing_executable_survives(source: str, forbidden: str) -> None:
     ("<custom-card foo='1'><p>x</p></custom-card><marquee>y</marquee>", "<p>x</p>y"),
     ("<p trbidi='on' ping='https://t.example/' onmouseover='x()' data-id='7'>x</p>",
      '<p data-id="7">x</p>'),
+    # No document at all, where lxml's fragment parser raises (feedparser's test suite has these).
+    ("<!DOCTYPE html>", ""),
+    ("<html></html>", ""),
+    ("<!doctype html><p>x</p>", "<p>x</p>"),
+    # Leading text that str.strip() empties is still text.
+    ("\u3000\u3000<p>x</p>", "\u3000\u3000<p>x</p>"),
 ])
 def test_the_allowlist(source: str, expected: str) -> None:
     assert clean_html(source) == expected
@@ -199,7 +205,7 @@ SOUP = st.lists(st.sampled_from([
     *"<>/=\"' \n\tab{}%&;:", "{{<", "{{%", "plaintext", "xmp", "listing", "noembed", "noframes",
     "template", "math", "svg", "object", "custom-x", "pre", "p", "a href=", "img src=", "onerror=",
     "style=", "formaction=", "srcdoc=", "javascript:", "data:text/html,", "http://x/", "<!--", "-->",
-    "<![CDATA[", "]]>", "\n\n",
+    "<![CDATA[", "]]>", "\n\n", "<!DOCTYPE html>", "<html>", "</html>", "<body>", "\xa0", "\u3000",
 ]), max_size=80).map("".join)
 
 

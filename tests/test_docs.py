@@ -9,6 +9,7 @@ a shell, in a project folder whose config.yaml points at a feed server on
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,11 +106,11 @@ def test_the_backfill_lines_run_as_written(site36: Project, server: Loopback) ->
 def test_every_inline_ingest_command_runs(site36: Project) -> None:
     # Not run here: commands with placeholders (…, FILE, YOUR_SITE), whose lines
     # are shown whole elsewhere; `--site site`, which needs the PaperMod recipe's
-    # site and runs in its test; and the bare name of the backfill command, whose
-    # lines run in test_the_backfill_lines_run_as_written.
+    # site and runs in its test; and the bare names of commands that need arguments,
+    # whose lines run in the tests of their sections (Backfill, Searching).
     spans = re.findall(r"`((?:ingest|python -m ingest) [^`]+)`", README)
-    runnable = [s for s in dict.fromkeys(spans)
-                if not re.search(r"…|[A-Z]{2}|--site|\[", s) and s != "ingest backfill"]
+    runnable = [s for s in dict.fromkeys(spans) if not re.search(r"…|[A-Z]{2}|--site|\[", s)
+                and s not in ("ingest backfill", "ingest search")]
     assert {"ingest status", "ingest reindex", "ingest run --force", "ingest verify --hugo"} <= set(runnable)
     for command in runnable:
         done = shell(command, site36.root, on_path())
@@ -224,12 +226,19 @@ def test_the_papermod_recipe_lists_the_posts_and_verify_passes(site36: Project) 
     hugo = subprocess.Popen(["bash", "-e", "-c", recipe], cwd=site36.root, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        home = served_home(hugo)
+        base = served(hugo)
+        home, search_page = (httpx.get(base + path, timeout=30).text for path in ("", "search/"))
+        index = httpx.get(base + "index.json", timeout=30).json()
     finally:
         os.killpg(hugo.pid, signal.SIGTERM)
         hugo.wait(timeout=30)
-    for text in site36.posts().values():
-        assert front_matter(text)[0]["title"] in home
+    titles = [front_matter(text)[0]["title"] for text in site36.posts().values()]
+    assert all(title in home for title in titles) and "searchInput" in search_page
+    assert sorted(page["title"] for page in index) == sorted(titles)  # once each, pages visited
+    if shutil.which("node"):  # the page's own search: Fuse.js with the recipe's options
+        options = tomllib.loads((site36.root / "site" / "hugo.toml").read_text())["params"]["fuseOpts"]
+        assert fuse(index, "老街区改造的第1天", options) == [t for t in titles if "第1天" in t]
+        assert fuse(index, "老街区改造的第9天", options) == []
     verify = re.search(r"`(ingest verify --hugo --site site)`", section("## Viewing the archive"))
     assert verify is not None
     done = shell(verify.group(1), site36.root, on_path())
@@ -242,7 +251,20 @@ def test_the_papermod_recipe_lists_the_posts_and_verify_passes(site36: Project) 
     assert done.returncode == 1 and done.stdout.count("does not hold the article") == 2, done.stdout
 
 
-def served_home(hugo: subprocess.Popen[str]) -> str:
+def fuse(index: list[dict[str, str]], query: str, options: dict[str, object]) -> list[str]:
+    """The titles PaperMod's search page shows for `query` (fastsearch.js's Fuse call)."""
+    script = ("const Fuse = require(process.argv[1]); const [index, query, o] = JSON.parse(process.argv[2]);"
+              "const fuse = new Fuse(index, {threshold: o.threshold, ignoreLocation: o.ignorelocation,"
+              " keys: o.keys});"
+              "console.log(JSON.stringify(fuse.search(query).map(r => r.item.title)));")
+    library = SHARED / "themes" / "PaperMod" / "assets" / "js" / "fuse.basic.min.js"
+    done = subprocess.run(["node", "-e", script, str(library), json.dumps([index, query, options])],
+                          capture_output=True, text=True, timeout=60, check=True)
+    return list(json.loads(done.stdout))
+
+
+def served(hugo: subprocess.Popen[str]) -> str:
+    """The base URL `hugo server` says it serves, once it does."""
     assert hugo.stdout is not None
     deadline, seen = time.monotonic() + 120, []
     while time.monotonic() < deadline:
@@ -250,7 +272,7 @@ def served_home(hugo: subprocess.Popen[str]) -> str:
         seen.append(line)
         served = re.search(r"Web Server is available at (?:http:)?//(\S+?)/? ", line)
         if served:
-            return httpx.get(f"http://{served.group(1)}/", timeout=30).text
+            return f"http://{served.group(1)}/"
         if not line and hugo.poll() is not None:
             break
     raise AssertionError("hugo server did not start:\n" + "".join(seen))
@@ -272,8 +294,27 @@ def test_the_demo_lists_every_post_and_its_links_work_from_disk() -> None:
         html = home.read_text(encoding="utf-8")
         links = re.findall(r'<a href="([^"]+)"', html)
         images = re.findall(r'<img src="([^"]+)"', html)
-        assert len(links) == posts and len(images) == posts
-        for target in links + images:  # as a browser opening the file resolves them
+        scripts = re.findall(r'<script src="([^"]+)"', html)
+        assert len(links) == posts and len(images) == posts and len(scripts) == 2
+        for target in links + images + scripts:  # as a browser opening the file resolves them
             assert not re.match(r"\w+:|/", target) and (home.parent / target).is_file(), target
+        if shutil.which("node"):  # the home page's search, Chinese included
+            assert demo_search(home.parent, "食堂") == ["社区食堂的一天：从早餐到晚饭"]
+            assert demo_search(home.parent, "ATOMIC writes") == \
+                ['Atomic writes, or why "index.md" is never half written']
+            assert demo_search(home.parent, "食堂 atomic") == []
     finally:
         shutil.rmtree(home.parents[1])
+
+
+def demo_search(site: Path, query: str) -> list[str]:
+    """The titles the demo's home page lists for `query`, by its own script and index."""
+    script = ("const vm = require('vm'), fs = require('fs'); const context = {window: {}};"
+              "vm.createContext(context);"
+              "vm.runInContext(fs.readFileSync(process.argv[1] + '/search-index.js', 'utf8'), context);"
+              "const {searchPosts} = require(process.argv[1] + '/search.js');"
+              "console.log(JSON.stringify(searchPosts(context.window.SEARCH_INDEX, process.argv[2])"
+              ".map(p => p.title)));")
+    done = subprocess.run(["node", "-e", script, str(site), query], capture_output=True, text=True,
+                          timeout=60, check=True)
+    return list(json.loads(done.stdout))
