@@ -15,6 +15,7 @@ removes those a killed run left behind (the state knows which folders).
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import logging
 import os
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -145,12 +147,25 @@ def read_post(file: Path, path: str) -> KnownPost | None:
     return known_post(loaded[0], path) if loaded else None
 
 
+@functools.cache
+def _front_matter_handler() -> Any:
+    """python-frontmatter's YAML handler on libyaml's parser: 5× faster, which counts
+    when 100,000 posts are read back."""
+    from frontmatter.default_handlers import YAMLHandler
+
+    class LibYAML(YAMLHandler):
+        def load(self, fm: str, **kwargs: object) -> Any:
+            return yaml.load(fm, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+    return LibYAML()
+
+
 def load_post(file: Path) -> tuple[dict[str, object], str] | None:
     """A post's front matter and body; None (and a warning) when it cannot be read."""
     import frontmatter  # only reindexing, recovery and search read posts back
 
     try:
-        post = frontmatter.load(file)
+        post = frontmatter.load(file, handler=_front_matter_handler())
     except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError) as exc:
         log.warning("skipping unreadable post %s: %s", file, exc)
         return None

@@ -98,7 +98,8 @@ def update_search(config: Config, paths: list[str]) -> None:
     try:
         index = SearchIndex(config.state_dir, config.archive_dir)  # a missing index is built whole
         try:
-            index.update(paths)
+            if not index.built:
+                index.update(paths)
         finally:
             index.close()
     except IngestError as exc:

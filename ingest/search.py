@@ -32,6 +32,7 @@ from ingest.locations import locations
 INDEX_NAME = "search.sqlite3"
 _CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _RUN = re.compile(rf"[{_CJK}]+|[^\W{_CJK}]+")  # a CJK run, or a word of letters and digits
+_CJK_CHAR = re.compile(rf"[{_CJK}]")
 _QUERY = re.compile(r'"([^"]*)"|(\S+)')
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (
@@ -59,8 +60,8 @@ def terms(text: str) -> str:
     """`text` as the index stores it: CJK runs as bigrams, other words as they are."""
     out: list[str] = []
     for run in _RUN.findall(text):
-        if re.match(rf"[{_CJK}]", run):
-            out.extend([run] if len(run) == 1 else (run[i:i + 2] for i in range(len(run) - 1)))
+        if len(run) > 1 and _CJK_CHAR.match(run):
+            out.append(" ".join(map(str.__add__, run, run[1:])))
         else:
             out.append(run)
     return " ".join(out)
@@ -89,9 +90,9 @@ def parse_query(text: str) -> Query:
             continue
         for run in _RUN.findall(word):
             needles.append(run)
-            if re.fullmatch(rf"[{_CJK}]", run):
+            if len(run) == 1 and _CJK_CHAR.match(run):
                 substrings.append(run)
-            elif re.match(rf"[{_CJK}]", run):
+            elif _CJK_CHAR.match(run):
                 clauses.append(f'"{terms(run)}"')
             else:
                 clauses.append(f'"{run}"*')
@@ -107,6 +108,7 @@ class SearchIndex:
         self._archive = archive_dir
         path = state_dir / INDEX_NAME
         fresh = not path.exists()
+        self.built = fresh  # from the whole archive, just now
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
