@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     search = _command(commands, "search", "find posts by words in their title and text (Chinese included)")
     search.add_argument("query", nargs="+", metavar="QUERY",
                         help='words, all required (prefixes for Latin words); "a phrase" in quotes')
-    search.add_argument("--limit", type=int, default=20, help="at most this many results (default 20)")
+    search.add_argument("--limit", type=_positive, default=20, help="at most this many results (default 20)")
     search.add_argument("--feed", metavar="NAME", help="only the posts of this feed (its category)")
     search.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="only posts dated this day or later")
     search.add_argument("--json", action="store_true", help="the results as JSON, for scripts")
@@ -93,6 +93,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
     args.verbose += vars(args).pop("verbose_after", 0)
     return args
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return int(text)
 
 
 def _day(text: str) -> date:

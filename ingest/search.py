@@ -32,6 +32,7 @@ from ingest.locations import locations
 INDEX_NAME = "search.sqlite3"
 _CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _RUN = re.compile(rf"[{_CJK}]+|[^\W{_CJK}]+")  # a CJK run, or a word of letters and digits
+_RUNS = re.compile(rf"([{_CJK}]+)|([^\W{_CJK}]+)")  # the same, as (CJK run, word) pairs
 _CJK_CHAR = re.compile(rf"[{_CJK}]")
 _QUERY = re.compile(r'"([^"]*)"|(\S+)')
 _SCHEMA = """
@@ -59,11 +60,8 @@ class Hit:
 def terms(text: str) -> str:
     """`text` as the index stores it: CJK runs as bigrams, other words as they are."""
     out: list[str] = []
-    for run in _RUN.findall(text):
-        if len(run) > 1 and _CJK_CHAR.match(run):
-            out.append(" ".join(map(str.__add__, run, run[1:])))
-        else:
-            out.append(run)
+    for cjk, word in _RUNS.findall(text):
+        out.append(" ".join(map(str.__add__, cjk, cjk[1:])) if len(cjk) > 1 else cjk or word)
     return " ".join(out)
 
 
