@@ -29,6 +29,7 @@ from ingest.errors import BlockedError, ExtractError, FetchError, RefusedAddress
 from ingest.extract import Pages
 from ingest.llm import LLMSummarizer
 from ingest.models import Article, Entry, KnownPost
+from ingest.scripts import CJK
 from ingest.sources import kr36
 from ingest.urls import strip_tracking
 
@@ -38,7 +39,7 @@ from ingest.urls import strip_tracking
 # an image.
 SHORT = 60
 BRIEF = 300
-_UNIT = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\W\d_]+|\d+")
+_UNIT = re.compile(rf"[{CJK}]|[^\W\d_]+|\d+")
 _FIRST_IMAGE = re.compile(r'<img[^>]*?\ssrc="(https?://[^"]+)"')
 _TRUNCATED = re.compile(
     r"(?:…|\.\.\.|\[…]|\[\.\.\.]|\(more…\)|read more|continue reading|阅读全文|查看全文|继续阅读|展开全文)"

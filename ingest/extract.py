@@ -30,13 +30,14 @@ from ingest.clean import parse_document, resolve_lazy_images
 from ingest.errors import BlockedError, ExtractError
 from ingest.fetch import Fetcher
 from ingest.models import PageArticle
+from ingest.scripts import HAN
 from ingest.sources import kr36
 
 PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 _CONTAINERS = ("div", "article", "section", "main", "td", "body")
 _CODE = ("script", "style")
 _CHROME = ("nav", "footer", "aside", "form")
-_WORD = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W_]+")
+_WORD = re.compile(rf"[{HAN}]|[^\W_]+")
 _COVERAGE = 0.95  # the article's container must hold this share of what readability found
 
 

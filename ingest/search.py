@@ -28,9 +28,9 @@ from typing import TextIO
 
 from ingest.errors import IngestError
 from ingest.locations import locations
+from ingest.scripts import CJK as _CJK
 
 INDEX_NAME = "search.sqlite3"
-_CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _RUN = re.compile(rf"[{_CJK}]+|[^\W{_CJK}]+")  # a CJK run, or a word of letters and digits
 _RUNS = re.compile(rf"([{_CJK}]+)|([^\W{_CJK}]+)")  # the same, as (CJK run, word) pairs
 _CJK_CHAR = re.compile(rf"[{_CJK}]")

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import lxml.html
 
+from ingest.scripts import HAN
+
 _BLOCK = re.compile(
     r"\A\s*<div>(?P<head>[^<]*(?:<br\s*/?>[^<]*)*)<div>[ \t]*\n?(?P<article>.*?)"
     r"(?:\s*</div>\s*</div>)?\s*\Z",
@@ -88,7 +90,7 @@ def _one_line(text: str) -> str:
 _BLOCK_TAGS = ("p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre",
                "td", "th", "figcaption", "br", "tr", "section", "article")
 _NOT_PROSE = frozenset({"img-desc", "editor-note"})  # 36kr captions and "本文来自…" notes
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_CJK = re.compile(f"[{HAN}]")
 # Only full stops end a sentence: a clause ending in "；" is half of one.
 _CJK_SENTENCE_END = re.compile(r"(?<=[。！？!?…])")
 _LATIN_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'“‘(\[]?[A-Z0-9])")
