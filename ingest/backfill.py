@@ -23,7 +23,6 @@ than knocking again: run the same command later to resume.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from collections.abc import Callable
@@ -37,7 +36,16 @@ from ingest.config import Config, Feed, FeedSettings, FullContent
 from ingest.errors import BlockedError, FetchError, IngestError, ParseError
 from ingest.extract import Pages
 from ingest.fetch import Fetcher
-from ingest.models import Entry, FeedResult, FeedStatus, Outcome, PageArticle, ParsedFeed, RunReport
+from ingest.models import (
+    Entry,
+    FeedResult,
+    FeedStatus,
+    Outcome,
+    PageArticle,
+    ParsedFeed,
+    RunReport,
+    fingerprint,
+)
 from ingest.parse import entry_key, parse_feed
 from ingest.pipeline import FeedPoll, Run
 from ingest.progress import Progress, Tally
@@ -93,11 +101,10 @@ def _flow_entry(item: dict[str, Any]) -> Entry | None:
     title = " ".join(str(material.get("widgetTitle") or "").split()) or link
     summary = str(material.get("summary") or "")
     moment = datetime.fromtimestamp(published / 1000, UTC)
-    fingerprint = json.dumps([title, link, moment.isoformat(), summary], ensure_ascii=False)
     return Entry(key=f"36kr:{article}", title=title, link=link, published=moment, updated=None,
                  content=f"<p>{_escape(summary)}</p>" if summary else "",
                  author=str(material.get("authorName") or "") or None,
-                 source_hash=hashlib.sha256(fingerprint.encode()).hexdigest()[:16])
+                 source_hash=fingerprint(title, link, moment, summary))
 
 
 def _escape(text: str) -> str:
@@ -283,8 +290,6 @@ class Backfill:
 
 
 def _page_entry(key: str, link: str, page: PageArticle) -> Entry:
-    fingerprint = json.dumps([page.title, link, page.published and page.published.isoformat(),
-                              page.html], ensure_ascii=False)
     return Entry(key=key, title=page.title or link, link=link, published=page.published, updated=None,
                  content=page.html, author=page.author,
-                 source_hash=hashlib.sha256(fingerprint.encode()).hexdigest()[:16])
+                 source_hash=fingerprint(page.title, link, page.published, page.html))

@@ -12,9 +12,16 @@
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
+
+def fingerprint(title: str | None, link: str | None, published: datetime | None, content: str) -> str:
+    """What an entry's source said, in 16 hex digits: its post is rewritten when this changes."""
+    said = json.dumps([title, link, published and published.isoformat(), content], ensure_ascii=False)
+    return hashlib.sha256(said.encode()).hexdigest()[:16]
 
 @dataclass(frozen=True, slots=True)
 class Validators:

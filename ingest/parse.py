@@ -22,7 +22,6 @@ import calendar
 import codecs
 import hashlib
 import html
-import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -32,7 +31,7 @@ import feedparser
 
 from ingest import sniff
 from ingest.errors import BlockedError, NotAFeedError, ParseError
-from ingest.models import Entry, ParsedFeed
+from ingest.models import Entry, ParsedFeed, fingerprint
 from ingest.sources import kr36
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
@@ -147,8 +146,6 @@ def _entry(raw: Any, base: str) -> Entry:
     if not title:
         title = _clean_line(_TAG.sub(" ", html.unescape(content)))[:60] or (link or "untitled")
     key = entry_key(guid, link, title, published)
-    fingerprint = json.dumps([title, link, published and published.isoformat(), content],
-                             ensure_ascii=False)
     return Entry(
         key=key,
         title=title,
@@ -157,7 +154,7 @@ def _entry(raw: Any, base: str) -> Entry:
         updated=updated,
         content=content,
         author=_clean_line(raw.get("author", "")) or None,
-        source_hash=hashlib.sha256(fingerprint.encode()).hexdigest()[:16],
+        source_hash=fingerprint(title, link, published, content),
     )
 
 
