@@ -22,7 +22,7 @@ from ingest.cache import WorkerCache
 from ingest.config import Config, FeedSettings
 from ingest.extract import Pages
 from ingest.fetch import Fetcher
-from ingest.images import ImageStore
+from ingest.images import Budget, ImageStore
 from ingest.llm import LLMSummarizer
 from ingest.models import Archived, Article, ImageOutcome, KnownPost, Outcome, Plan
 from ingest.render import StaticKeys, render_post
@@ -57,7 +57,8 @@ class Archiver:
                                 self._clock, strict_pages=self._strict_pages)
         images: list[ImageOutcome] = []
         if settings.images:
-            article, images = self._with_images(article, PurePosixPath(job.path).parent.as_posix())
+            budget = Budget(settings.image_max_width, webp=settings.image_format == "webp")
+            article, images = self._with_images(article, PurePosixPath(job.path).parent.as_posix(), budget)
         retry = article.partial is not None or any(i.retry_later for i in images)
         article = replace(article, source_hash=article.source_hash + (INCOMPLETE if retry else ""))
         target = self._config.archive_dir / job.path
@@ -72,11 +73,12 @@ class Archiver:
         outcome = Outcome.UPDATED if job.known else Outcome.NEW
         return Archived(post, outcome, article.partial, tuple(images), article.note)
 
-    def _with_images(self, article: Article, folder: str) -> tuple[Article, list[ImageOutcome]]:
-        block, images = self._images.localize(article.block_html, folder, article.source_url)
+    def _with_images(self, article: Article, folder: str,
+                     budget: Budget) -> tuple[Article, list[ImageOutcome]]:
+        block, images = self._images.localize(article.block_html, folder, article.source_url, budget)
         cover = None
         if self._config.cover == "article" and article.cover_url:
-            found = self._images.archive(article.cover_url, folder, article.source_url)
+            found = self._images.archive(article.cover_url, folder, article.source_url, budget)
             cover = found.file
             if found.url not in {i.url for i in images}:
                 images.append(found)

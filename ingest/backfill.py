@@ -230,7 +230,9 @@ class Backfill:
     def _settings(self, url: str, *, full_content: FullContent) -> FeedSettings:
         feed = Feed.model_construct(name=self.category, url=url)
         return FeedSettings.model_construct(feed=feed, full_content=full_content,
-                                            images=self.config.images, summary=self.config.summary)
+                                            images=self.config.images, summary=self.config.summary,
+                                            image_max_width=self.config.image_max_width,
+                                            image_format=self.config.image_format)
 
     def _archive(self, run: Run, settings: FeedSettings, entries: list[Entry]) -> bool:
         """Archive `entries` (or list them, on a dry run); False if a bot wall stopped us."""

@@ -171,8 +171,11 @@ def feeds(config: Config, args: argparse.Namespace, out: TextIO) -> int:
         return 0
     for feed in config.feeds:
         settings = config.for_feed(feed)
-        print(f"{feed.name}  {feed.url}  (full_content {settings.full_content}, images "
-              f"{'on' if settings.images else 'off'}, summary {settings.summary})", file=out)
+        images = "off" if not settings.images else "on" + (
+            f" at most {settings.image_max_width} px" if settings.image_max_width else "") + (
+            " as webp" if settings.image_format == "webp" else "")
+        print(f"{feed.name}  {feed.url}  (full_content {settings.full_content}, images {images}, "
+              f"summary {settings.summary})", file=out)
     return 0
 
 

@@ -27,6 +27,7 @@ from ingest.errors import ConfigError
 from ingest.locations import ARCHIVE_DIR, STATE_DIR
 
 FullContent = Literal["auto", "always", "never"]
+ImageFormat = Literal["original", "webp"]
 SummaryMode = Literal["auto", "extractive", "llm", "none"]
 
 # The static keys of the sample post, in its order: used when front_matter is absent.
@@ -69,6 +70,8 @@ class Feed(_Strict):
     full_content: FullContent | None = None
     images: bool | None = None
     summary: SummaryMode | None = None
+    image_max_width: int | None = Field(default=None, gt=0)
+    image_format: ImageFormat | None = None
 
     _url = field_validator("url")(check_url)
 
@@ -140,6 +143,8 @@ class Config(_Strict):
     archive_dir: Path = ARCHIVE_DIR
     state_dir: Path = STATE_DIR
     images: bool = True
+    image_max_width: int | None = Field(default=None, gt=0)  # pixels; None keeps originals
+    image_format: ImageFormat = "original"
     full_content: FullContent = "auto"
     summary: SummaryMode = "auto"
     cover: Literal["static", "article"] = "static"
@@ -203,6 +208,8 @@ class Config(_Strict):
             full_content=feed.full_content or self.full_content,
             images=self.images if feed.images is None else feed.images,
             summary=feed.summary or self.summary,
+            image_max_width=feed.image_max_width or self.image_max_width,
+            image_format=feed.image_format or self.image_format,
         )
 
 
@@ -215,6 +222,8 @@ class FeedSettings(BaseModel):
     full_content: FullContent
     images: bool
     summary: SummaryMode
+    image_max_width: int | None = None
+    image_format: ImageFormat = "original"
 
 
 def load_config(path: Path, *, no_feeds_yet: bool = False) -> Config:

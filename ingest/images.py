@@ -17,15 +17,25 @@ fetcher keeps to its per-host limit.
 
 A failure never blocks the post: that image keeps its remote URL, the failure
 is recorded, and later runs try again, `MAX_ATTEMPTS` times in all.
+
+With a width budget (``image_max_width``), a wider image is stored scaled down
+to it (Pillow, Lanczos), in its own format or as WebP (``image_format: webp``);
+36kr's CDN is asked for that width (its ``x-oss-process`` resize) so that the
+original never travels. Animations, and images Pillow cannot read, are kept as
+they came. The file name stays that of the URL: a post's images do not move
+when the budget changes, and images archived before keep their bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import logging
 import os
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -38,8 +48,11 @@ from ingest.errors import ArchiveError, IngestError, RefusedAddressError
 from ingest.fetch import Fetcher
 from ingest.models import ImageOutcome
 
+log = logging.getLogger(__name__)
+
 MAX_ATTEMPTS = 5
 MAX_PER_ELEMENT = 4
+_MAX_PIXELS = 40_000_000  # decoded, ~160 MB: a 1080 × 37,000 screenshot still fits
 IMAGE_ACCEPT = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
 KR36_CDNS = ("36krcdn.com", "36krcnd.com", "36kr.com")
 _OSS = re.compile(r"(x-oss-process=image)((?:/[^/&]+)+)")
@@ -56,6 +69,60 @@ def download_url(url: str) -> str:
 
 def file_stem(url: str) -> str:
     return hashlib.sha256(download_url(url).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """How an image is stored: at most `max_width` pixels wide, as WebP or as it came."""
+
+    max_width: int | None = None
+    webp: bool = False
+
+    def request_url(self, url: str) -> str:
+        """What to ask the server for: 36kr's CDN scales the image itself."""
+        host = urlsplit(url).hostname or ""
+        if self.max_width is None or not host.endswith(KR36_CDNS):
+            return url
+        resize = f"/resize,w_{self.max_width}"
+        if _OSS.search(url):
+            return _OSS.sub(lambda m: m.group(1) + resize + m.group(2), url, count=1)
+        return f"{url}{'&' if '?' in url else '?'}x-oss-process=image{resize}"
+
+    def fit(self, body: bytes, extension: str) -> tuple[bytes, str]:
+        """`body` within the budget, and its extension: the bytes as they came when
+        they are within it already, or when scaling would not make them smaller."""
+        if self.max_width is None and not self.webp:
+            return body, extension
+        from PIL import Image  # only a run with a budget needs Pillow
+
+        try:
+            with Image.open(io.BytesIO(body)) as image:
+                if getattr(image, "n_frames", 1) > 1 or image.width * image.height > _MAX_PIXELS:
+                    return body, extension  # an animation, or too big to decode within memory
+                limit = self.max_width or image.width
+                wide = image.width > limit
+                if not wide and (not self.webp or extension == ".webp"):
+                    return body, extension
+                kind = "WEBP" if self.webp else (image.format or "")
+                source = image.convert("RGBA") if image.mode in ("P", "1") else image  # Lanczos needs it
+                fitted = source.resize((limit, max(1, round(image.height * limit / image.width))),
+                                       Image.Resampling.LANCZOS) if wide else source
+                out = io.BytesIO()
+                if kind == "JPEG":
+                    fitted.convert("RGB").save(out, "JPEG", quality=85, optimize=True)
+                elif kind == "PNG":
+                    fitted.save(out, "PNG", optimize=True)
+                elif kind == "WEBP":
+                    fitted.save(out, "WEBP", quality=80, method=4)
+                else:
+                    return body, extension  # a format we keep as it came (GIF, AVIF)
+        except Exception as exc:  # Pillow raises many kinds on a bad image: it is kept as it came
+            log.info("image kept as it came: Pillow cannot fit it (%s)", exc)
+            return body, extension
+        data = out.getvalue()
+        if len(data) >= len(body) and not wide:
+            return body, extension
+        return data, ".webp" if kind == "WEBP" else ".jpg" if kind == "JPEG" else ".png"
 
 
 def referer_for(image_url: str, article_url: str | None) -> str:
@@ -86,7 +153,8 @@ class ImageStore:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def localize(self, html: str, folder: str, article_url: str | None) -> tuple[str, list[ImageOutcome]]:
+    def localize(self, html: str, folder: str, article_url: str | None,
+                 budget: Budget = Budget()) -> tuple[str, list[ImageOutcome]]:
         """`html` with its images archived in `folder` and pointing there; what became of each."""
         root = parse_fragment(html)
         wanted: dict[str, list[tuple[lxml.html.HtmlElement, str]]] = {}
@@ -97,7 +165,7 @@ class ImageStore:
                 wanted.setdefault(download_url(url), []).append((element, url))
         if not wanted:
             return html, []
-        outcomes = list(self._pool.map(lambda u: self.archive(u, folder, article_url), wanted))
+        outcomes = list(self._pool.map(lambda u: self.archive(u, folder, article_url, budget), wanted))
         local = {o.url: o.file for o in outcomes if o.file}
         for url, uses in wanted.items():
             if url in local:
@@ -105,7 +173,8 @@ class ImageStore:
                     _point_at(element, original, local[url])
         return serialize(root), outcomes
 
-    def archive(self, url: str, folder: str, article_url: str | None) -> ImageOutcome:
+    def archive(self, url: str, folder: str, article_url: str | None,
+                budget: Budget = Budget()) -> ImageOutcome:
         """One image into `folder`: found there, copied from another post, or downloaded."""
         url = download_url(url)
         with self._lock:
@@ -123,7 +192,7 @@ class ImageStore:
                 return known
             if known is not None and _copy(self._archive / known[1] / known[0], target / known[0]):
                 return self._remember(url, known[0], folder)
-            return self._download(url, folder, stem, article_url)
+            return self._download(url, folder, stem, article_url, budget)
 
     def _from_cache(self, url: str) -> tuple[str, str] | ImageOutcome | None:
         record = self._cache.image(url)
@@ -136,16 +205,18 @@ class ImageStore:
             return ImageOutcome(url, error=f"gave up after {failures} attempts", final=True)
         return None
 
-    def _download(self, url: str, folder: str, stem: str, article_url: str | None) -> ImageOutcome:
+    def _download(self, url: str, folder: str, stem: str, article_url: str | None,
+                  budget: Budget) -> ImageOutcome:
         try:
-            response = self._fetcher.get(url, max_bytes=self._max_bytes, headers={
+            response = self._fetcher.get(budget.request_url(url), max_bytes=self._max_bytes, headers={
                 "Accept": IMAGE_ACCEPT, "Referer": referer_for(url, article_url)})
             extension = sniff.image_type(response.body)
             if extension is None:
                 kind = "an SVG (refused: it can carry scripts)" if sniff.is_svg(response.body) else \
                     f"not an image ({response.content_type or 'no type'}, {len(response.body)} bytes)"
                 raise IngestError(f"{kind} ({url})")
-            archive.write_atomic(self._archive / folder / f"{stem}{extension}", response.body)
+            body, extension = budget.fit(response.body, extension)
+            archive.write_atomic(self._archive / folder / f"{stem}{extension}", body)
         except ArchiveError:
             raise
         except IngestError as exc:

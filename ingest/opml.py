@@ -2,8 +2,9 @@
 
 Export writes OPML 2.0: one ``<outline type="rss">`` a feed, ``text`` and
 ``title`` its name, ``xmlUrl`` its URL, and ingest's per-feed overrides as
-attributes of their own (``fullContent``, ``images``, ``summary``), so that
-exporting and importing again loses nothing. Import reads any OPML (folders
+attributes of their own (``fullContent``, ``images``, ``summary``,
+``imageMaxWidth``, ``imageFormat``), so that exporting and importing again
+loses nothing. Import reads any OPML (folders
 are flattened), adds the feeds whose URL config.yaml lacks, and rewrites the
 file through ruamel.yaml, which keeps its comments and layout; the result is
 validated before it replaces the file.
@@ -23,7 +24,8 @@ from ingest import archive
 from ingest.config import Config, check_url, parse_config
 from ingest.errors import ConfigError
 
-_OVERRIDES = (("full_content", "fullContent"), ("images", "images"), ("summary", "summary"))
+_OVERRIDES = (("full_content", "fullContent"), ("images", "images"), ("summary", "summary"),
+              ("image_max_width", "imageMaxWidth"), ("image_format", "imageFormat"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +72,11 @@ def read(data: bytes) -> list[FeedLine]:
 
 
 def _value(key: str, text: str | None) -> Any:
-    return text == "true" if key == "images" else text
+    if key == "images":
+        return text == "true"
+    if key == "image_max_width" and text and text.isdigit():
+        return int(text)
+    return text
 
 
 def import_into(config_path: Path, lines: list[FeedLine]) -> list[FeedLine]:

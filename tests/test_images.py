@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import random
 import re
+from pathlib import Path
 
 import pytest
 
 from ingest import sniff, verify
-from ingest.images import download_url, file_stem, referer_for
+from ingest.images import Budget, download_url, file_stem, referer_for
 from tests.conftest import SHARED, Project, front_matter, needs_hugo, needs_shared
 from tests.loopback import Loopback
 
@@ -202,3 +205,66 @@ def test_the_golden_sample_becomes_a_bundle_of_22_local_images(project: Project,
     assert len(server.requests) == requests + 1  # the feed (a 200: no validators), and no image
     if SHARED.joinpath("hugo-site").is_dir():
         assert verify.verify(project.archive, hugo=True, site=SHARED / "hugo-site") == []
+
+
+def photo(width: int, height: int, kind: str = "JPEG") -> bytes:
+    """A photo-like image (noise compresses as badly as a photo does)."""
+    from PIL import Image
+
+    image = Image.frombytes("RGB", (width, height), random.Random(width).randbytes(width * height * 3))
+    out = io.BytesIO()
+    image.save(out, kind, quality=90) if kind == "JPEG" else image.save(out, kind)
+    return out.getvalue()
+
+
+def size_of(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.size
+
+
+@pytest.mark.parametrize("image_format", ["original", "webp"])
+def test_a_width_budget_stores_wide_images_scaled_down(project: Project, server: Loopback,
+                                                       image_format: str) -> None:
+    wide, small = photo(2400, 1600), photo(800, 600)
+    server.route("/hsossms/20260301/wide", wide, content_type="image/jpeg")
+    server.route("/img/wide.jpg", wide, content_type="image/jpeg")
+    server.route("/img/small.jpg", small, content_type="image/jpeg")
+    cdn = f"{CDN}/wide?x-oss-process=image/format,jpg/interlace,1"
+    server.route("/feed", article_feed({"one": f'<p><img src="{cdn}"></p>{paragraphs(3)}'
+                                               '<p><img src="https://cdn.example/img/wide.jpg"></p>'
+                                               '<p><img src="https://cdn.example/img/small.jpg"></p>'}))
+    project.configure([{"name": "blog", "url": "https://blog.example/feed"}], images=True,
+                      image_max_width=1200, image_format=image_format)
+    assert project.run(client=server.client())[0] == 0
+    # 36kr's CDN is asked for the width wanted, before its own operations.
+    asked = next(r.path for r in server.requests if r.path.startswith("/hsossms/"))
+    assert "x-oss-process=image/resize,w_1200/format,jpg/interlace,1" in asked
+    folder = next(project.archive.glob("*/*/*/*/index.md")).parent
+    files = {p.name: p for p in folder.iterdir() if p.name != "index.md"}
+    extension = ".webp" if image_format == "webp" else ".jpg"
+    for url in (cdn, "https://cdn.example/img/wide.jpg"):
+        stored = files[file_stem(url) + extension]
+        assert size_of(stored) == (1200, 800) and stored.stat().st_size < len(wide)
+    small_file = files[file_stem("https://cdn.example/img/small.jpg") + extension]
+    assert size_of(small_file) == (800, 600)
+    if image_format == "original":
+        assert small_file.read_bytes() == small  # within the budget: the bytes as they came
+    text = (folder / "index.md").read_text()
+    assert all(f'src="{name}"' in text for name in files)
+
+
+@pytest.mark.parametrize("body", [GIF, b"\xff\xd8\xff\xe0 not really a JPEG"], ids=["gif", "corrupt"])
+def test_what_pillow_cannot_fit_is_kept_as_it_came(body: bytes) -> None:
+    extension = ".gif" if body == GIF else ".jpg"
+    assert Budget(600, webp=True).fit(body, extension) == (body, extension)
+
+
+def test_an_animation_is_kept_as_it_came() -> None:
+    from PIL import Image
+
+    frames = [Image.new("RGB", (1600, 100), color) for color in ("red", "blue")]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:])
+    assert Budget(600).fit(out.getvalue(), ".gif") == (out.getvalue(), ".gif")

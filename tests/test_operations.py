@@ -174,7 +174,8 @@ def corpus_opml() -> bytes:
 def test_opml_import_export_import_is_lossless(project: Project, tmp_path: Path) -> None:
     project.config.write_text("# my feeds, with comments that must survive\nimages: false  # no images\n"
                               "feeds:\n  - name: mine  # hand-written\n    url: https://mine.example/feed\n"
-                              "    images: true\n", encoding="utf-8")
+                              "    images: true\n    image_max_width: 900\n    image_format: webp\n",
+                              encoding="utf-8")
     source = tmp_path / "corpus.opml"
     source.write_bytes(corpus_opml())
     code, out = project.run("feeds", "import", str(source))
