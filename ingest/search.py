@@ -9,6 +9,8 @@ a substring: no dictionary to miss new names (jieba would need one), and
 unlike SQLite's trigram tokenizer it matches two-character words, the most
 common in Chinese. A single CJK character is looked up as a plain substring.
 Latin words match case-insensitively and as prefixes (robot finds robotics).
+A query word is the phrase of its pieces: GPT-4 is GPT followed by 4, A股 is A
+followed by a run starting with 股.
 
 Relevance is simple and predictable: posts whose title holds the query come
 first, then newest first.
@@ -31,8 +33,7 @@ from ingest.locations import locations
 from ingest.scripts import CJK as _CJK
 
 INDEX_NAME = "search.sqlite3"
-_RUN = re.compile(rf"[{_CJK}]+|[^\W{_CJK}]+")  # a CJK run, or a word of letters and digits
-_RUNS = re.compile(rf"([{_CJK}]+)|([^\W{_CJK}]+)")  # the same, as (CJK run, word) pairs
+_RUNS = re.compile(rf"([{_CJK}]+)|([^\W{_CJK}]+)")  # (a CJK run, or a word of letters and digits)
 _CJK_CHAR = re.compile(rf"[{_CJK}]")
 _QUERY = re.compile(r'"([^"]*)"|(\S+)')
 _SCHEMA = """
@@ -86,14 +87,16 @@ def parse_query(text: str) -> Query:
                 clauses.append(f'"{tokens}"')
                 needles.append(phrase.strip())
             continue
-        for run in _RUN.findall(word):
-            needles.append(run)
-            if len(run) == 1 and _CJK_CHAR.match(run):
-                substrings.append(run)
-            elif _CJK_CHAR.match(run):
-                clauses.append(f'"{terms(run)}"')
-            else:
-                clauses.append(f'"{run}"*')
+        tokens = terms(word)
+        if not tokens:
+            continue
+        needles.append(word)
+        if len(tokens) == 1 and _CJK_CHAR.match(tokens):
+            substrings.append(tokens)
+        else:
+            # One word, one phrase: GPT-4 is GPT then 4, not GPT anywhere and 4 anywhere;
+            # its last token a prefix (robot → robots; A股 → A 股市).
+            clauses.append(f'"{tokens}"*')
     if not clauses and not substrings:
         raise SearchError(f"nothing to search for in {text!r}: give a word or a \"phrase\"")
     return Query(" AND ".join(clauses), tuple(substrings), tuple(needles))

@@ -114,3 +114,16 @@ def test_property_a_cjk_query_matches_exactly_the_texts_holding_it(texts: list[s
     db.executemany("INSERT INTO t (rowid, text) VALUES (?, ?)", [(i, terms(x)) for i, x in enumerate(texts)])
     found = {row[0] for row in db.execute("SELECT rowid FROM t WHERE t MATCH ?", (parse_query(word).match,))}
     assert found == {i for i, x in enumerate(texts) if word in x}
+
+
+def test_a_word_is_the_phrase_of_its_pieces(project: Project, server: Loopback) -> None:
+    server.route("/feed", rss(
+        ("模型发布", "Mon, 01 Jan 2024 08:00:00 GMT", "<p>OpenAI 发布 GPT-4 Turbo，价格更低。</p>"),
+        ("四个数字", "Tue, 02 Jan 2024 08:00:00 GMT", "<p>GPT 的第 4 个版本之外，还有 400 个插件。</p>"),
+        ("融资消息", "Wed, 03 Jan 2024 08:00:00 GMT", "<p>这家公司完成了 A 轮融资，由红杉领投。</p>"),
+    ))
+    project.configure([{"name": "a", "url": server.url("/feed")}])
+    assert project.run()[0] == 0
+    assert titles(project, "GPT-4") == ["模型发布"]  # GPT then 4, not both anywhere
+    assert titles(project, "gpt-4", "turb") == ["模型发布"]  # any case; a Latin word a prefix
+    assert titles(project, "A轮融资") == ["融资消息"]  # 36kr writes a space between A and 轮
