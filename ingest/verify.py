@@ -180,8 +180,10 @@ def compare_rendered(post: Path, page: Path, out: Path) -> list[str]:
     _, body = split_post(post.read_text(encoding="utf-8"))
     article, link = _split_body(body)
     expected_html = article + (f'<div><p><a href="{link}">原文</a></p></div>' if link else "")
-    expected = lxml.html.fragment_fromstring(expected_html, create_parent="div")
-    document = cast(lxml.html.HtmlElement, lxml.html.document_fromstring(page.read_bytes()))
+    expected = _shown(lxml.html.fragment_fromstring(expected_html, create_parent="div"))
+    # Hugo writes UTF-8 whether or not a theme says so in a <meta charset>.
+    page_html = page.read_text(encoding="utf-8", errors="replace")
+    document = _shown(cast(lxml.html.HtmlElement, lxml.html.document_fromstring(page_html)))
     rendered = _content_of(document, expected)
     if rendered is None:
         return ["rendered page does not hold the article: " + _first_difference(
@@ -218,6 +220,15 @@ def _content_of(document: lxml.html.HtmlElement, expected: lxml.html.HtmlElement
     holders.sort(key=lambda e: len(_text(e)))
     whole = (e for e in holders if _contains_run(_tags(e), tags))
     return next(whole, holders[0] if holders else None)
+
+
+def _shown(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """`root` without what no reader sees: a theme's hidden decorations (PaperMod's
+    "#" anchor in every heading with an id) are not the article's text."""
+    for element in [e for e in root.iter() if isinstance(e.tag, str)
+                    and (e.get("hidden") is not None or e.get("aria-hidden") == "true")]:
+        element.drop_tree()
+    return root
 
 
 def _contains_run(haystack: list[str], needle: list[str]) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import re
+from pathlib import Path
 
 import lxml.html
 import pytest
@@ -69,9 +70,10 @@ def test_hostile_posts_render_intact(project: Project, server: Loopback) -> None
 
 @needs_hugo
 def test_verify_finds_no_false_problem_in_a_huge_title_or_shortcode_like_link_text(
-        project: Project, server: Loopback) -> None:
+        project: Project, server: Loopback, tmp_path: Path) -> None:
     body = ("<p>一段足够长的正文，讲的是城市和科技，足以独立成篇。</p>" * 3
-            + '<p><a href="https://x.example/">see {{&lt; x &gt;}} and {{% y %}}</a></p>')
+            + '<p><a href="https://x.example/">see {{&lt; x &gt;}} and {{% y %}}</a></p>'
+            + '<h2 id="part">Part</h2><p>quoting markup: &lt;a href="/r/x"&gt;</p>')
     server.route("/feed", ('<rss version="2.0"><channel><title>t</title><item>'
                            f"<title>{'长' * 10_000}</title><link>https://x.example/1</link>"
                            "<pubDate>Wed, 21 Feb 2024 05:47:03 GMT</pubDate>"
@@ -79,6 +81,17 @@ def test_verify_finds_no_false_problem_in_a_huge_title_or_shortcode_like_link_te
     project.configure([{"name": "t", "url": server.url("/feed")}])
     assert project.run()[0] == 0
     assert verify.verify(project.archive, hugo=True) == []
+    # A theme that decorates headings, as PaperMod does: hidden from readers, not a difference.
+    site = tmp_path / "site"
+    (site / "layouts" / "_default").mkdir(parents=True)
+    (site / "hugo.toml").write_text('[markup.goldmark.renderer]\nunsafe = true\n')
+    (site / "layouts" / "_default" / "list.html").write_text("<html><body>{{ .Title }}</body></html>")
+    (site / "layouts" / "_default" / "single.html").write_text(
+        '<html><body><main><h1>{{ .Title }}</h1>'
+        '{{ .Content | replaceRE "(<h[1-6] id=\\"([^\\"]+)\\".+)(</h[1-6]+>)"'
+        ' "${1}<a hidden class=\\"anchor\\" aria-hidden=\\"true\\" href=\\"#${2}\\">#</a>${3}" | safeHTML }}'
+        "</main></body></html>")
+    assert verify.verify(project.archive, hugo=True, site=site) == []
 
 
 @pytest.mark.parametrize(("route", "message"), [
