@@ -1,0 +1,73 @@
+"""The bounded pool the pipeline schedules entries with: never more than its limit
+in the thread pool, every task answered once, failures handed back, not raised."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from ingest.workqueue import BoundedPool
+
+
+def test_at_most_limit_tasks_are_in_the_pool_and_each_answers_once() -> None:
+    running, peak, lock = 0, 0, threading.Lock()
+
+    def task(n: int) -> int:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.01)
+        with lock:
+            running -= 1
+        return n * n
+
+    with ThreadPoolExecutor(8) as executor:
+        pool: BoundedPool[int] = BoundedPool(executor, limit=3)
+        for n in range(20):
+            pool.submit(n, task, n)
+        answers = {}
+        while pool.busy:
+            tag, future = pool.next_done()
+            answers[tag] = future.result()
+    assert answers == {n: n * n for n in range(20)} and peak <= 3
+
+
+def test_a_failing_task_is_handed_back_and_the_others_go_on() -> None:
+    def task(n: int) -> int:
+        if n == 2:
+            raise ValueError("bad input")
+        return n
+
+    with ThreadPoolExecutor(2) as executor:
+        pool: BoundedPool[int] = BoundedPool(executor, limit=2)
+        for n in range(5):
+            pool.submit(n, task, n)
+        futures = dict(pool.next_done() for _ in range(5))
+    assert not pool.busy
+    with pytest.raises(ValueError, match="bad input"):
+        futures[2].result()
+    assert [futures[n].result() for n in (0, 1, 3, 4)] == [0, 1, 3, 4]
+
+
+def test_tasks_beyond_the_limit_wait_outside_the_pool() -> None:
+    class Counting(ThreadPoolExecutor):
+        submitted = 0
+
+        def submit(self, *args: Any, **kwargs: Any) -> Any:
+            self.submitted += 1
+            return super().submit(*args, **kwargs)
+
+    gate = threading.Event()
+    with Counting(4) as executor:
+        pool: BoundedPool[str] = BoundedPool(executor, limit=1)
+        pool.submit("first", gate.wait)
+        pool.submit("second", lambda: "ran")
+        assert executor.submitted == 1  # "second" waits in the backlog, not in the pool
+        gate.set()
+        assert [pool.next_done()[0] for _ in range(2)] == ["first", "second"]
+        assert executor.submitted == 2
