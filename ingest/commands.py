@@ -7,10 +7,11 @@ whose feeds all answer 304 does not pay for HTML parsing, extraction or OPML.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
@@ -121,7 +122,7 @@ def status(config: Config, clock: Clock, out: TextIO) -> int:
         polled = {str(row["url"]): row for row in state.feeds()}
         polls = state.polls()
         posts = state.posts_per_feed()
-        rows = [("feed", "last success", "last error", "failing", "next try", "posts")]
+        rows = [("feed", "last success", "last error", "failing", "next try", "posts", "images/post")]
         stale = []
         for feed in config.feeds:
             row = polled.get(feed.url, {})
@@ -134,7 +135,8 @@ def status(config: Config, clock: Clock, out: TextIO) -> int:
             rows.append((feed.name, _when(row.get("last_success")) if row else "never polled",
                          error[:60] + ("…" if len(error) > 60 else ""),
                          report.plural(failures, "run") if failures else "-", _when(due) if due else "-",
-                         str(posts.get(feed.name, 0))))
+                         str(len(posts.get(feed.name, []))),
+                         _image_bytes(config.archive_dir, posts.get(feed.name, []))))
     finally:
         state.close()
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -143,6 +145,21 @@ def status(config: Config, clock: Clock, out: TextIO) -> int:
     if stale:
         print(f"failing for more than a day: {', '.join(stale)}", file=out)
     return 1 if stale else 0
+
+
+def _image_bytes(archive_dir: Path, paths: list[str]) -> str:
+    """The bytes of images a post holds, on average: what `image_max_width` keeps down."""
+    if not paths:
+        return "-"
+    total = 0
+    for path in paths:
+        try:
+            with os.scandir(archive_dir / PurePosixPath(path).parent) as folder:
+                total += sum(e.stat().st_size for e in folder if e.is_file() and e.name != "index.md")
+        except OSError:
+            continue  # a post deleted by hand: nothing to count
+    average = total / len(paths)
+    return f"{average / 1_000_000:.1f} MB" if average >= 1_000_000 else f"{average / 1000:.0f} KB"
 
 
 def _when(moment: object) -> str:

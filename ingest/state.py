@@ -179,9 +179,12 @@ class State:
                 (backfill, cursor, tally.pages, tally.archived, tally.skipped, tally.failed,
                  iso_utc(tally.reached) if tally.reached else None, int(done), iso_utc(now)))
 
-    def posts_per_feed(self) -> dict[str, int]:
-        return {str(feed): int(n) for feed, n in
-                self._query("SELECT feed, count(*) FROM entries GROUP BY feed")}
+    def posts_per_feed(self) -> dict[str, list[str]]:
+        """Each feed's posts, by their paths in the archive."""
+        found: dict[str, list[str]] = {}
+        for feed, path in self._query("SELECT feed, path FROM entries ORDER BY path"):
+            found.setdefault(str(feed), []).append(str(path))
+        return found
 
     def count_entries(self) -> int:
         return int(self._query("SELECT count(*) FROM entries").fetchone()[0])

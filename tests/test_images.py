@@ -253,6 +253,9 @@ def test_a_width_budget_stores_wide_images_scaled_down(project: Project, server:
         assert small_file.read_bytes() == small  # within the budget: the bytes as they came
     text = (folder / "index.md").read_text()
     assert all(f'src="{name}"' in text for name in files)
+    kept = sum(p.stat().st_size for p in files.values())
+    status = next(line for line in project.run("status")[1].splitlines() if line.startswith("blog"))
+    assert status.endswith(f" {kept / 1_000_000:.1f} MB")  # images/post: what the budget keeps down
 
 
 @pytest.mark.parametrize("body", [GIF, b"\xff\xd8\xff\xe0 not really a JPEG"], ids=["gif", "corrupt"])
