@@ -93,19 +93,20 @@ class Budget:
         they are within it already, or when scaling would not make them smaller."""
         if self.max_width is None and not self.webp:
             return body, extension
-        from PIL import Image  # only a run with a budget needs Pillow
+        from PIL import Image, ImageOps  # only a run with a budget needs Pillow
 
         try:
             with Image.open(io.BytesIO(body)) as image:
                 if getattr(image, "n_frames", 1) > 1 or image.width * image.height > _MAX_PIXELS:
                     return body, extension  # an animation, or too big to decode within memory
-                limit = self.max_width or image.width
-                wide = image.width > limit
+                # Upright, as shown: the copy is written without the EXIF orientation a camera left.
+                source = ImageOps.exif_transpose(image.convert("RGBA") if image.mode in ("P", "1") else image)
+                limit = self.max_width or source.width
+                wide = source.width > limit
                 if not wide and (not self.webp or extension == ".webp"):
                     return body, extension
                 kind = "WEBP" if self.webp else (image.format or "")
-                source = image.convert("RGBA") if image.mode in ("P", "1") else image  # Lanczos needs it
-                fitted = source.resize((limit, max(1, round(image.height * limit / image.width))),
+                fitted = source.resize((limit, max(1, round(source.height * limit / source.width))),
                                        Image.Resampling.LANCZOS) if wide else source
                 out = io.BytesIO()
                 if kind == "JPEG":

@@ -271,3 +271,16 @@ def test_an_animation_is_kept_as_it_came() -> None:
     out = io.BytesIO()
     frames[0].save(out, "GIF", save_all=True, append_images=frames[1:])
     assert Budget(600).fit(out.getvalue(), ".gif") == (out.getvalue(), ".gif")
+
+
+def test_a_photo_taken_sideways_is_scaled_upright() -> None:
+    from PIL import Image
+
+    image = Image.frombytes("RGB", (1600, 900), random.Random(1).randbytes(1600 * 900 * 3))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the camera was turned: show it rotated by 90°
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif, quality=90)
+    data, extension = Budget(600).fit(out.getvalue(), ".jpg")
+    with Image.open(io.BytesIO(data)) as fitted:
+        assert (extension, fitted.size) == (".jpg", (600, 1067))  # 900 × 1600 as shown, scaled
