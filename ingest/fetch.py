@@ -134,7 +134,7 @@ class Fetcher:
                  payload: object) -> Response:
         host = urlsplit(url).hostname or ""
         with self._host_slot(host):
-            started = time.monotonic()
+            started = time.monotonic()  # real time, as connect.deadline counts it
             try:
                 return self._exchange(url, headers, max_bytes, payload)
             except httpx.TimeoutException as exc:

@@ -271,8 +271,8 @@ class Run:
                 work.append((entry, known.get(entry.key)))
             else:
                 owner = None
-                if action is Action.OWNED_ELSEWHERE:
-                    owner = known[entry.key].feed if entry.key in known else self._claimed[entry.key]
+                if action is Action.OWNED_ELSEWHERE:  # the feed writing it in this run, else its owner
+                    owner = self._claimed.get(entry.key) or known[entry.key].feed
                 job.results.append(EntryResult(entry.key, entry.title, Outcome.UNCHANGED, path, owner=owner))
         if not work:
             return
