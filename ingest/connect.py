@@ -97,6 +97,17 @@ class AddressPolicy:
         return (host.lower() in self.trusted_hosts or is_public(address)
                 or any(address in network for network in self.allowed_networks))
 
+    def check_literal(self, host: str) -> None:
+        """Refuse `host` if it is itself a non-public address: all that can be checked of a
+        request a proxy will resolve and connect."""
+        try:
+            address = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return
+        if not self.allows(host, address):
+            raise RefusedAddress(f"is {host}, a non-public address: not fetched for a URL from feed "
+                                 "content (allow it with http.allow_private)")
+
 
 class GuardedBackend(httpcore.NetworkBackend):
     """httpcore's synchronous sockets, with the address policy and the deadline applied."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -245,8 +246,38 @@ class _GuardedTransport(httpx.HTTPTransport):
             keepalive_expiry=limits.keepalive_expiry, network_backend=GuardedBackend(policy.addresses))
 
 
+class _ProxiedTransport(httpx.HTTPTransport):
+    """Through a proxy of the environment: the proxy resolves and connects, so only a
+    literal address in the URL can be checked here, and `http.timeout` bounds each read."""
+
+    def __init__(self, policy: Policy, proxy: str, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits, proxy=proxy)
+        self._addresses = policy.addresses
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self._addresses.check_literal(request.url.host)
+        return super().handle_request(request)
+
+
+def _environment_proxies(policy: Policy, limits: httpx.Limits) -> dict[str, httpx.BaseTransport | None]:
+    """HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY, mounted as httpx mounts them when it is
+    not given a transport of its own (as it is here)."""
+    found = urllib.request.getproxies()
+    if any(host.strip() == "*" for host in found.get("no", "").split(",")):
+        return {}
+    mounts: dict[str, httpx.BaseTransport | None] = {}
+    for scheme in ("http", "https"):
+        proxy = found.get(scheme) or found.get("all")
+        if proxy:
+            mounts[f"{scheme}://"] = _ProxiedTransport(policy, proxy, limits)
+    for host in filter(None, (h.strip() for h in found.get("no", "").split(","))):
+        mounts[f"all://{host}" if host == "localhost" or host[0].isdigit() else f"all://*{host}"] = None
+    return mounts if any(mounts.values()) else {}
+
+
 def make_client(policy: Policy) -> httpx.Client:
-    """The production client: HTTP/1.1, redirects followed, our User-Agent."""
+    """The production client: HTTP/1.1, redirects followed, our User-Agent, and the
+    environment's proxies."""
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
     return httpx.Client(
         headers={"User-Agent": policy.user_agent, "Accept-Encoding": "gzip, deflate"},
@@ -254,4 +285,5 @@ def make_client(policy: Policy) -> httpx.Client:
         max_redirects=5,
         timeout=policy.timeout,
         transport=_GuardedTransport(policy, limits),
+        mounts=_environment_proxies(policy, limits),
     )

@@ -181,3 +181,18 @@ def test_transport_errors_are_one_line_under_quiet(project: Project, server: Loo
     assert code == 1 and "Traceback" not in out
     assert sorted(line.split()[0] for line in out.splitlines()) == ["ftp", "loop", "total:"]
     assert "circles" in out and "not an http(s) URL" in out and Path(project.config).is_file()
+
+
+def test_the_environments_proxy_is_used_and_literal_private_addresses_stay_refused(
+        project: Project, server: Loopback, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server.base)  # the loopback server answers as a proxy would
+    server.route("http://feeds.example/feed", rss(
+        f"<item><title>内网</title><link>http://10.0.0.5/article</link><pubDate>{GOOD_DATE}</pubDate>"
+        "<description><![CDATA[<p>摘要。</p>]]></description></item>"))
+    project.configure([{"name": "proxied", "url": "http://feeds.example/feed"}], full_content="auto")
+    code, out = project.run()
+    assert code == 0 and len(project.posts()) == 1, out
+    assert [r.path for r in server.requests] == ["http://feeds.example/feed"]  # not the 10.0.0.5 page
+    assert "is 10.0.0.5, a non-public address" in out
