@@ -79,6 +79,19 @@ def render_post(article: Article, static: StaticKeys) -> str:
     return f"---\n{meta}---\n\n{escape_shortcodes(body)}"
 
 
+_SOURCE_LINK = re.compile(r"<div>\n\n\[原文\]\((?P<url>[^\s)]*)\)\n\n</div>\n")
+
+
+def split_body(body: str) -> tuple[str, str | None]:
+    """A post's body as `render_post` writes it, taken apart: (the article's <div>
+    holding the block, the 原文 link's URL or None)."""
+    body = body.lstrip("\n")
+    match = _SOURCE_LINK.search(body)
+    if not match:
+        return body.rstrip("\n") + "\n", None
+    return body[: match.start()].rstrip("\n") + "\n", match.group("url")
+
+
 def _yaml(mapping: Mapping[str, Any]) -> str:
     if not mapping:
         return ""

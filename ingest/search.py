@@ -191,7 +191,7 @@ class _Transaction:
 
 def _document(file: Path) -> tuple[str, str, str, str] | None:
     """(date, feed, title, article text) of a post, or None if it is not one of ours."""
-    from ingest import archive, summary  # only indexing reads posts; a query needs none of it
+    from ingest import archive, render, summary  # only indexing reads posts; a query needs none of it
 
     loaded = archive.load_post(file)
     if loaded is None:
@@ -204,8 +204,8 @@ def _document(file: Path) -> tuple[str, str, str, str] | None:
 
     # The post's article block (render.render_post), without the summary head: its
     # keywords would make phrases of words that never stand together in the article.
-    block = body.removeprefix("<div>\n\n").split("\n</div>\n\n<div>\n\n[原文](")[0].removesuffix("\n</div>")
-    _, article = summary.split_block(block)
+    outer, _ = render.split_body(body + "\n")  # python-frontmatter strips the body's last newline
+    _, article = summary.split_block(outer.removeprefix("<div>\n\n").removesuffix("\n</div>\n"))
     text = " ".join(lxml.html.fragment_fromstring(article, create_parent="div").text_content().split()) \
         if article.strip() else ""
     return known.date.astimezone(UTC).isoformat(), known.feed, str(meta.get("title", "")), text

@@ -33,9 +33,9 @@ import lxml.html
 import yaml
 
 from ingest.errors import IngestError
+from ingest.render import split_body
 
 REQUIRED_KEYS = ("title", "categories", "date", "lastmod")
-_SOURCE_LINK = re.compile(r"<div>\n\n\[原文\]\((?P<url>[^\s)]*)\)\n\n</div>\n")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _SHORTCODE = re.compile(r"\{\{[<%]")
 _ANCHOR = 40  # characters of the article's text that locate it in a themed page
@@ -71,7 +71,7 @@ def check_post(path: Path) -> list[str]:
     except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
         return [f"unreadable: {exc}"]
     problems = [f"front matter lacks {key!r}" for key in REQUIRED_KEYS if key not in meta]
-    article, link = _split_body(body)
+    article, link = split_body(body)
     if not article.startswith("<div>\n\n<div") or not article.endswith("\n</div>\n"):
         problems.append("body is not the sample's <div> block")
     elif _BLANK_LINE.search(article[len("<div>\n\n"):]):
@@ -84,14 +84,6 @@ def check_post(path: Path) -> list[str]:
         if not (path.parent / src).is_file():
             problems.append(f"image {src} is missing")
     return problems
-
-
-def _split_body(body: str) -> tuple[str, str | None]:
-    body = body.lstrip("\n")
-    match = _SOURCE_LINK.search(body)
-    if not match:
-        return body.rstrip("\n") + "\n", None
-    return body[: match.start()].rstrip("\n") + "\n", match.group("url")
 
 
 def _local_images(html: str) -> list[str]:
@@ -178,7 +170,7 @@ def _pages_by_post(listing: str, content: Path, out: Path) -> dict[str, Path]:
 
 def compare_rendered(post: Path, page: Path, out: Path) -> list[str]:
     _, body = split_post(post.read_text(encoding="utf-8"))
-    article, link = _split_body(body)
+    article, link = split_body(body)
     expected_html = article + (f'<div><p><a href="{link}">原文</a></p></div>' if link else "")
     expected = _shown(lxml.html.fragment_fromstring(expected_html, create_parent="div"))
     # Hugo writes UTF-8 whether or not a theme says so in a <meta charset>.
