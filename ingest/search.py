@@ -112,7 +112,8 @@ class SearchIndex:
         self.built = fresh  # from the whole archive, just now
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            # Writes open with BEGIN IMMEDIATE; `with self._db` commits them or rolls back.
+            self._db = sqlite3.connect(path, timeout=30, isolation_level="IMMEDIATE")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
@@ -128,7 +129,7 @@ class SearchIndex:
     def update(self, paths: Iterable[str]) -> int:
         """(Re)index the posts at `paths` (relative to the archive); return how many."""
         count = 0
-        with self._transaction():
+        with self._db:
             for path in paths:
                 document = _document(self._archive / path)
                 if document is None:
@@ -173,20 +174,6 @@ class SearchIndex:
             raise SearchError(f"cannot search for this: {exc}") from None
         return [Hit(path, when[:10], title, name, snippet(text, query.needles))
                 for path, when, title, name, text, _ in rows]
-
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
-
-
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind: object, *_: object) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
 def _document(file: Path) -> tuple[str, str, str, str] | None:
