@@ -176,13 +176,15 @@ def compare_rendered(post: Path, page: Path, out: Path) -> list[str]:
     # Hugo writes UTF-8 whether or not a theme says so in a <meta charset>.
     page_html = page.read_text(encoding="utf-8", errors="replace")
     document = _shown(cast(lxml.html.HtmlElement, lxml.html.document_fromstring(page_html)))
-    rendered = _content_of(document, expected)
+    expected_text = _text(expected)
+    rendered = _content_of(document, expected, expected_text)
     if rendered is None:
         return ["rendered page does not hold the article: " + _first_difference(
-            _text(expected), _text(document.body))]
+            expected_text, _text(document.body))]
     problems = []
-    if _text(expected) not in _text(rendered):
-        problems.append(f"text differs: {_first_difference(_text(expected), _text(rendered))}")
+    rendered_text = _text(rendered)
+    if expected_text not in rendered_text:
+        problems.append(f"text differs: {_first_difference(expected_text, rendered_text)}")
     if not _contains_run(_tags(rendered), _tags(expected)):
         problems.append("markup differs: Markdown re-interpreted part of the article")
     if _pre_texts(expected) != _pre_texts(rendered):
@@ -199,19 +201,19 @@ def compare_rendered(post: Path, page: Path, out: Path) -> list[str]:
 
 
 def _content_of(document: lxml.html.HtmlElement, expected: lxml.html.HtmlElement,
-                ) -> lxml.html.HtmlElement | None:
+                text: str) -> lxml.html.HtmlElement | None:
     """The theme's content block, whatever the theme calls it: the innermost element
-    holding the article's first and last words and all of its markup (or, when the
-    markup differs, just the words)."""
-    text, tags = _text(expected), _tags(expected)
+    holding the article's first and last words (`text` is the article's) and all of
+    its markup (or, when the markup differs, just the words)."""
     if not text:
         return cast("lxml.html.HtmlElement", document.body)
     head, tail = text[:_ANCHOR], text[-_ANCHOR:]
-    holders = [e for e in document.body.iter()
-               if isinstance(e.tag, str) and head in _text(e) and tail in _text(e)]
-    holders.sort(key=lambda e: len(_text(e)))
-    whole = (e for e in holders if _contains_run(_tags(e), tags))
-    return next(whole, holders[0] if holders else None)
+    texts = ((e, _text(e)) for e in document.body.iter() if isinstance(e.tag, str))
+    holders = sorted(((len(own), e) for e, own in texts if head in own and tail in own),
+                     key=lambda pair: pair[0])
+    tags = _tags(expected)
+    whole = (e for _, e in holders if _contains_run(_tags(e), tags))
+    return next(whole, holders[0][1] if holders else None)
 
 
 def _shown(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
