@@ -97,6 +97,15 @@ class AddressPolicy:
         return (host.lower() in self.trusted_hosts or is_public(address)
                 or any(address in network for network in self.allowed_networks))
 
+    def check(self, host: str, addresses: Iterable[IPAddress]) -> None:
+        """Raise RefusedAddress if `host`, at any of `addresses`, may not be reached."""
+        refused = next((a for a in addresses if not self.allows(host, a)), None)
+        if refused is not None:
+            literal = str(refused) == host.strip("[]")
+            where = f"is {host}" if literal else f"{host} resolves to {refused}"
+            raise RefusedAddress(f"{where}, a non-public address: not fetched for a URL from feed "
+                                 "content (allow it with http.allow_private)")
+
     def check_literal(self, host: str) -> None:
         """Refuse `host` if it is itself a non-public address: all that can be checked of a
         request a proxy will resolve and connect."""
@@ -104,9 +113,7 @@ class AddressPolicy:
             address = ipaddress.ip_address(host.strip("[]"))
         except ValueError:
             return
-        if not self.allows(host, address):
-            raise RefusedAddress(f"is {host}, a non-public address: not fetched for a URL from feed "
-                                 "content (allow it with http.allow_private)")
+        self.check(host, [address])
 
 
 class GuardedBackend(httpcore.NetworkBackend):
@@ -120,12 +127,7 @@ class GuardedBackend(httpcore.NetworkBackend):
                     local_address: str | None = None,
                     socket_options: Iterable[SocketOption] | None = None) -> httpcore.NetworkStream:
         addresses = self._resolve(host, port)
-        refused = [a for a in addresses if not self._policy.allows(host, a)]
-        if refused:
-            literal = str(refused[0]) == host.strip("[]")
-            where = f"is {host}" if literal else f"{host} resolves to {refused[0]}"
-            raise RefusedAddress(f"{where}, a non-public address: not fetched for a URL from feed "
-                                 "content (allow it with http.allow_private)")
+        self._policy.check(host, addresses)
         error: Exception | None = None
         for address in addresses:  # as socket.create_connection does, but on checked addresses
             try:
