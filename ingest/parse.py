@@ -112,9 +112,9 @@ def _utf8_from_bom(body: bytes, content_type: str, url: str) -> tuple[bytes, str
     except UnicodeDecodeError as exc:
         raise ParseError(f"the body starts with a {codec.upper()} byte-order mark but is not "
                          f"{codec.upper()} ({url}): {exc.reason} at byte {exc.start}") from None
-    head, rest = text[:200], text[200:]
-    head = re.sub(r"""encoding\s*=\s*["'][\w.:-]+["']""", 'encoding="utf-8"', head, count=1)
-    return (head + rest).encode(), "application/xml; charset=utf-8" if content_type else ""
+    body = text.encode()
+    body = _XML_ENCODING.sub(b'encoding="utf-8"', body[:200], count=1) + body[200:]
+    return body, "application/xml; charset=utf-8" if content_type else ""
 
 
 def _read_as_superset(body: bytes, content_type: str) -> tuple[bytes, str]:
