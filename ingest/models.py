@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -207,11 +208,7 @@ class FeedResult:
 
     def owners(self) -> dict[str, int]:
         """Feed → how many of this feed's entries are archived as that feed's posts."""
-        counts: dict[str, int] = {}
-        for entry in self.entries:
-            if entry.owner:
-                counts[entry.owner] = counts.get(entry.owner, 0) + 1
-        return counts
+        return dict(Counter(e.owner for e in self.entries if e.owner))
 
     def images(self, *, downloaded: bool | None = None, failed: bool = False) -> int:
         found = [i for e in self.entries for i in e.images]
