@@ -73,9 +73,9 @@ _DROP = frozenset({
 # Elements that show their content as preformatted text: <pre> is the one a
 # reader's browser still knows.
 _AS_PRE = frozenset({"xmp", "listing"})
+_FULL_HTML = re.compile(r"\A\s*<(?:html|!doctype)", re.IGNORECASE)  # lxml's own test
 # libxml2, like a browser, reads all that follows <plaintext> as text: the rest
 # of the article would become one block of raw markup. It is read as the markup it is.
-_FULL_HTML = re.compile(r"\A\s*<(?:html|!doctype)", re.IGNORECASE)  # lxml's own test
 _PLAINTEXT = re.compile(r"</?plaintext\b[^>]*>", re.IGNORECASE)
 _VOID = frozenset({
     "area", "base", "br", "col", "embed", "hr", "img", "input", "keygen", "link", "menuitem",
@@ -162,7 +162,7 @@ def sanitize(root: lxml.html.HtmlElement, base_url: str | None) -> None:
         if element.tag in _AS_PRE:
             element.tag = "pre"
         elif element.tag not in ELEMENTS and element is not root:
-            element.drop_tag()  # <font>-like wrappers, MathML, Office's <o:p>: their text stays
+            element.drop_tag()  # custom elements, MathML, Office's <o:p>: their text stays
             continue
         _sanitize_attributes(element, base_url)
 
