@@ -135,19 +135,15 @@ def main(argv: Sequence[str] | None = None, *, client: httpx.Client | None = Non
     _configure_logging(args.verbose, args.quiet)
     from ingest.errors import IngestError
 
-    if args.command == "search":  # before anything slow to import: see ingest/locations.py
-        from ingest.search import search_command
-
-        try:
-            return search_command(args, output)
-        except IngestError as exc:
-            print(f"ingest: {exc}", file=sys.stderr)
-            return 2
-    from ingest import commands
-    from ingest.config import load_config
-    from ingest.lock import RunLock
-
     try:
+        if args.command == "search":  # before anything slow to import: see ingest/locations.py
+            from ingest.search import search_command
+
+            return search_command(args, output)
+        from ingest import commands
+        from ingest.config import load_config
+        from ingest.lock import RunLock
+
         config = load_config(args.config, no_feeds_yet=args.command == "feeds")
         if args.command == "verify":
             return commands.verify(config, args, output)
@@ -164,7 +160,7 @@ def main(argv: Sequence[str] | None = None, *, client: httpx.Client | None = Non
     except IngestError as exc:
         print(f"ingest: {exc}", file=sys.stderr)
         if getattr(args, "report", None):
-            from ingest import report
+            from ingest import commands, report
 
             commands.write_report(args.report, report.failure(args.command, str(exc), clock()))
         return 2
