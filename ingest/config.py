@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from ingest import locations
 from ingest.errors import ConfigError
 from ingest.locations import ARCHIVE_DIR, STATE_DIR
 
@@ -231,12 +232,7 @@ def load_config(path: Path, *, no_feeds_yet: bool = False) -> Config:
 
     `no_feeds_yet` accepts an empty feed list (for the commands that fill it).
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file (pass --config PATH)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    text = locations.read(path)
     try:
         raw = yaml.load(text, Loader=_UniqueKeys)
     except yaml.YAMLError as exc:
@@ -244,8 +240,8 @@ def load_config(path: Path, *, no_feeds_yet: bool = False) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
     config = parse_config(raw, where=str(path), no_feeds_yet=no_feeds_yet)
-    base = path.resolve().parent
-    archive_dir, state_dir = (base / config.archive_dir).resolve(), (base / config.state_dir).resolve()
+    archive_dir = locations.beside(path, config.archive_dir)
+    state_dir = locations.beside(path, config.state_dir)
     if archive_dir.is_relative_to(state_dir) or state_dir.is_relative_to(archive_dir):
         # The state inside the archive would be published with it; the archive inside
         # the state would be lost with a cache.

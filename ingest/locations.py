@@ -13,6 +13,23 @@ ARCHIVE_DIR = Path("archive")
 STATE_DIR = Path(".ingest")
 
 
+def read(config_file: Path) -> str:
+    """The text of `config_file`; ConfigError, saying what to do, when there is none."""
+    from ingest.errors import ConfigError
+
+    try:
+        return config_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{config_file}: no such file (pass --config PATH)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{config_file}: cannot read: {exc}") from None
+
+
+def beside(config_file: Path, folder: Path | str) -> Path:
+    """`folder` as config.yaml means it: relative to the file's own folder."""
+    return (config_file.resolve().parent / folder).resolve()
+
+
 def locations(config_file: Path) -> tuple[Path, Path]:
     """(archive_dir, state_dir) of `config_file`, resolved against its folder."""
     import yaml
@@ -20,13 +37,9 @@ def locations(config_file: Path) -> tuple[Path, Path]:
     from ingest.errors import ConfigError
 
     try:
-        raw = yaml.load(config_file.read_text(encoding="utf-8"),
-                        Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except FileNotFoundError:
-        raise ConfigError(f"{config_file}: no such file (pass --config PATH)") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raw = yaml.load(read(config_file), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
         raise ConfigError(f"{config_file}: cannot read: {exc}") from None
     raw = raw if isinstance(raw, dict) else {}
-    base = config_file.resolve().parent
-    return ((base / str(raw.get("archive_dir") or ARCHIVE_DIR)).resolve(),
-            (base / str(raw.get("state_dir") or STATE_DIR)).resolve())
+    return (beside(config_file, str(raw.get("archive_dir") or ARCHIVE_DIR)),
+            beside(config_file, str(raw.get("state_dir") or STATE_DIR)))
