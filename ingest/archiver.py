@@ -1,7 +1,8 @@
 """The archiver: one entry to one post on disk, with its images.
 
 An entry becomes an article (article.py), its images are archived beside the
-post (images.py), the post is rendered (render.py) and written atomically.
+post (images.py), what it was made from is kept (kept.py), the post is rendered
+(render.py) and written atomically.
 A post that would come out the same but for `lastmod` is left alone, so a page
 still blocked or a field that is not shown never churns the archive.
 
@@ -21,8 +22,9 @@ from ingest.article import build_article
 from ingest.cache import WorkerCache
 from ingest.config import Config, FeedSettings
 from ingest.extract import Pages
-from ingest.fetch import Fetcher
+from ingest.fetch import HTTP
 from ingest.images import Budget, ImageStore
+from ingest.kept import Kept, PostRecord
 from ingest.llm import LLMSummarizer
 from ingest.models import Archived, Article, ImageOutcome, KnownPost, Outcome, Plan
 from ingest.render import StaticKeys, render_post
@@ -33,13 +35,15 @@ INCOMPLETE = "-incomplete"
 
 
 class Archiver:
-    def __init__(self, config: Config, state_path: Path, fetcher: Fetcher,
-                 clock: Callable[[], datetime], *, strict_pages: bool = False) -> None:
+    def __init__(self, config: Config, state_path: Path, fetcher: HTTP,
+                 clock: Callable[[], datetime], *, kept: Kept | None = None,
+                 strict_pages: bool = False) -> None:
         self._config = config
+        self._kept = kept
         self._clock = clock
         self._strict_pages = strict_pages
         self._static = StaticKeys(config.front_matter)
-        self._pages = Pages(fetcher, kr36_site=config.sources.kr36.site,
+        self._pages = Pages(fetcher, clock, kr36_site=config.sources.kr36.site,
                             max_bytes=config.http.max_page_bytes)
         self._cache = WorkerCache(state_path)
         self._images = ImageStore(fetcher, config.archive_dir, self._cache,
@@ -51,27 +55,44 @@ class Archiver:
         self._images.close()
         self._cache.close()
 
-    def archive(self, job: Plan, settings: FeedSettings) -> Archived:
-        """Write the post of `job` (images first); what became of it."""
+    def archive(self, job: Plan, settings: FeedSettings, *, write: bool = True) -> Archived:
+        """Write the post of `job` (images first); what became of it (or would, unless `write`)."""
         article = build_article(job.entry, settings, job.known, job.date, self._pages, self._llm,
                                 self._clock, strict_pages=self._strict_pages)
         images: list[ImageOutcome] = []
         if settings.images:
             budget = Budget(settings.image_max_width, webp=settings.image_format == "webp")
             article, images = self._with_images(article, PurePosixPath(job.path).parent.as_posix(), budget)
-        retry = article.partial is not None or any(i.retry_later for i in images)
-        article = replace(article, source_hash=article.source_hash + (INCOMPLETE if retry else ""))
+        if job.rebuild and job.known is not None:
+            # Made again from the same sources: how it looks may change, what it records does not.
+            article = replace(article, source_hash=job.known.source_hash, lastmod=job.known.lastmod)
+        else:
+            retry = article.partial is not None or any(i.retry_later for i in images)
+            article = replace(article, source_hash=article.source_hash + (INCOMPLETE if retry else ""))
         target = self._config.archive_dir / job.path
         if job.known is not None and _same_post(target, render_post(
                 replace(article, lastmod=job.known.lastmod), self._static)):
             # Nothing shown changed (a page still blocked, a field we do not render): no churn.
             post = replace(job.known, source_hash=article.source_hash)
+            if write and not job.rebuild and self._kept and not self._kept.has_record(job.path):
+                self._keep(job, article, post)
             return Archived(post, Outcome.UNCHANGED, article.partial, tuple(images), article.note)
-        archive.write_atomic(target, render_post(article, self._static).encode())
         post = KnownPost(key=article.key, feed=settings.feed.name, path=job.path,
                          source_hash=article.source_hash, date=article.date, lastmod=article.lastmod)
+        if write:
+            if self._kept and not job.rebuild:
+                self._keep(job, article, post)
+            archive.write_atomic(target, render_post(article, self._static).encode())
         outcome = Outcome.UPDATED if job.known else Outcome.NEW
         return Archived(post, outcome, article.partial, tuple(images), article.note)
+
+    def _keep(self, job: Plan, article: Article, post: KnownPost) -> None:
+        """The post's sources and record, before the post: never a post that cannot be made again."""
+        if self._kept is None or job.origin is None:
+            return
+        entry = self._kept.keep(job.origin)
+        page = self._kept.keep(article.page) if article.page else None
+        self._kept.save(PostRecord(post, job.entry.link, entry, page))
 
     def _with_images(self, article: Article, folder: str,
                      budget: Budget) -> tuple[Article, list[ImageOutcome]]:

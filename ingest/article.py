@@ -55,12 +55,12 @@ def build_article(entry: Entry, settings: FeedSettings, known: KnownPost | None,
     """
     head, raw_article = summary.split_block(entry.content)
     article_html = clean_html(raw_article, base_url=entry.link)
-    partial = note = page_cover = None
+    partial = note = page_cover = page_document = None
     if entry.link and _wants_page(settings.full_content, entry.link, article_html):
         try:
             page = pages.article(entry.link)
             page_html = clean_html(page.html, base_url=page.url)
-            page_cover = page.cover
+            page_cover, page_document = page.cover, page.document
             if text_length(page_html) >= text_length(article_html):
                 article_html = page_html
         except (FetchError, ExtractError) as exc:
@@ -84,6 +84,7 @@ def build_article(entry: Entry, settings: FeedSettings, known: KnownPost | None,
         partial=partial,
         note=note,
         cover_url=_cover(page_cover, article_html),
+        page=page_document,
     )
 
 

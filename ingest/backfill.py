@@ -37,6 +37,7 @@ from ingest.errors import BlockedError, FetchError, IngestError, ParseError
 from ingest.extract import Pages
 from ingest.fetch import Fetcher
 from ingest.models import (
+    Document,
     Entry,
     FeedResult,
     FeedStatus,
@@ -150,6 +151,8 @@ class Backfill:
                     response = self.fetcher.post_json(gateway, flow_payload(channel, cursor, self.clock()),
                                                       max_bytes=MAX_FLOW_BYTES)
                     page = parse_flow(response.body, gateway)
+                    origin = Document("36kr-flow", gateway, response.url, response.content_type,
+                                      response.body, self.clock())
                 except BlockedError as exc:
                     return self._stopped(str(exc))
                 wanted = [e for e in page.entries
@@ -159,7 +162,7 @@ class Backfill:
                 if page.entries:
                     oldest = min(e.published for e in page.entries if e.published)
                     self.tally.reached = min(self.tally.reached or oldest, oldest)
-                if not self._archive(run, settings, wanted):
+                if not self._archive(run, settings, wanted, {e.key: origin for e in wanted}):
                     return self._stopped(run.blocked or "blocked")
                 done = older or not page.has_next or not page.cursor
                 if not self.dry_run:
@@ -173,7 +176,7 @@ class Backfill:
     def urls(self, lines: list[str]) -> int:
         links = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
         self.source = f"{len(links)} URLs"
-        pages = Pages(self.fetcher, kr36_site=self.config.sources.kr36.site,
+        pages = Pages(self.fetcher, self.clock, kr36_site=self.config.sources.kr36.site,
                       max_bytes=self.config.http.max_page_bytes)
         settings = self._settings("backfill:urls", full_content="never")
         with self._run() as run:
@@ -181,6 +184,7 @@ class Backfill:
                 batch = links[start:start + URL_BATCH]
                 known = self.state.known(entry_key("", link, "", None) for link in batch)
                 entries = []
+                origins: dict[str, Document] = {}
                 for link in batch:
                     key = entry_key("", link, "", None)
                     if key in known:
@@ -190,13 +194,16 @@ class Backfill:
                         self._say(f"would archive {link}")
                         continue
                     try:
-                        entries.append(_page_entry(key, link, pages.article(link)))
+                        page = pages.article(link)
+                        entries.append(page_entry(key, link, page))
+                        if page.document:
+                            origins[key] = page.document
                     except BlockedError as exc:
                         return self._stopped(str(exc))
                     except (FetchError, IngestError) as exc:
                         self.tally.failed += 1
                         self._say(f"! {link}: {exc}")
-                if entries and not self._archive(run, settings, entries):
+                if entries and not self._archive(run, settings, entries, origins):
                     return self._stopped(run.blocked or "blocked")
                 self.tally.pages += 1
                 self.progress.update(self.tally)
@@ -207,18 +214,20 @@ class Backfill:
         path = Path(source)
         try:
             if path.is_file():
-                body, url = path.read_bytes(), path.resolve().as_uri()
+                body, url, content_type = path.read_bytes(), path.resolve().as_uri(), ""
             else:
                 response = self.fetcher.get(source, max_bytes=self.config.http.max_feed_bytes)
-                body, url = response.body, response.url
-            parsed = parse_feed(body, url)
+                body, url, content_type = response.body, response.url, response.content_type
+            parsed = parse_feed(body, url, content_type)
         except (OSError, IngestError) as exc:
             print(f"ingest: cannot read the feed {source}: {exc}", file=sys.stderr)
             return 1
         settings = self._settings(f"backfill:{url}", full_content=self.config.full_content)
         self._say(f"{plural(len(parsed.entries), 'item')} in {source}")
         with self._run() as run:
-            if not self._archive(run, settings, list(parsed.entries)):
+            origin = Document("feed", source, url, content_type, body, self.clock())
+            if not self._archive(run, settings, list(parsed.entries),
+                                 {e.key: origin for e in parsed.entries}):
                 return self._stopped(run.blocked or "blocked")
         self.tally.pages = 1
         self.progress.update(self.tally)
@@ -234,8 +243,10 @@ class Backfill:
                                             image_max_width=self.config.image_max_width,
                                             image_format=self.config.image_format)
 
-    def _archive(self, run: Run, settings: FeedSettings, entries: list[Entry]) -> bool:
-        """Archive `entries` (or list them, on a dry run); False if a bot wall stopped us."""
+    def _archive(self, run: Run, settings: FeedSettings, entries: list[Entry],
+                 origins: dict[str, Document]) -> bool:
+        """Archive `entries`, read from `origins` by key (or list them, on a dry run); False if
+        a bot wall stopped us."""
         if self.dry_run:
             known = self.state.known(e.key for e in entries)
             for entry in entries:
@@ -244,7 +255,8 @@ class Backfill:
                 self._say(f"{day}  {entry.key}  {entry.title}  ({status})")
                 self.tally.skipped += entry.key in known
             return True
-        poll = FeedPoll(FeedStatus.OK, parsed=ParsedFeed(self.category, None, tuple(entries)))
+        poll = FeedPoll(FeedStatus.OK, parsed=ParsedFeed(self.category, None, tuple(entries)),
+                        origins=origins)
         report = run.execute((settings,), given={settings.feed.url: poll})
         for result in report.feeds:
             self.tally.add(result)
@@ -291,7 +303,8 @@ class Backfill:
         print(line, file=self.out)
 
 
-def _page_entry(key: str, link: str, page: PageArticle) -> Entry:
+def page_entry(key: str, link: str, page: PageArticle) -> Entry:
+    """The entry of an article known by its page alone (`backfill urls`, and its rebuild)."""
     return Entry(key=key, title=page.title or link, link=link, published=page.published, updated=None,
                  content=page.html, author=page.author,
                  source_hash=fingerprint(page.title, link, page.published, page.html))

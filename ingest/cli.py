@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     opml_import.add_argument("opml", type=Path, help="the OPML file")
     _command(actions, "export", "the feeds as OPML, on standard output")
     _command(commands, "reindex", "rebuild the state database from the archive")
+    rebuild = _command(commands, "rebuild", "make posts again from their kept sources, with today's "
+                                            "code and settings, without the network")
+    rebuild.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                         help="posts (index.md) or folders of the archive (default: every post)")
+    rebuild.add_argument("--feed", metavar="NAME", help="only the posts of this feed (its category)")
+    rebuild.add_argument("--dry-run", action="store_true",
+                         help="say which posts would change; write nothing")
     _add_backfill(commands)
     verify = _command(commands, "verify", "check that every archived post renders intact")
     verify.add_argument("--hugo", action="store_true",
@@ -154,6 +161,8 @@ def main(argv: Sequence[str] | None = None, *, client: httpx.Client | None = Non
         with RunLock(config.state_dir, args.command, clock()):
             if args.command == "reindex":
                 return commands.reindex(config, output)
+            if args.command == "rebuild":
+                return commands.rebuild(config, args, clock, output)
             if args.command == "backfill":
                 return commands.backfill(config, args, client, clock, output)
             return commands.run(config, args, client, clock, output)

@@ -92,6 +92,33 @@ def backfill(config: Config, args: argparse.Namespace, client: httpx.Client | No
             http.close()
 
 
+def rebuild(config: Config, args: argparse.Namespace, clock: Clock, out: TextIO) -> int:
+    """`ingest rebuild`: posts made again from their kept sources, offline."""
+    from ingest.kept import Kept
+    from ingest.rebuild import Rebuild, summary
+
+    if config.kept_sources is None:
+        raise IngestError("keep_sources is off in the config: there is nothing to rebuild from")
+    if not args.dry_run:
+        archive.check_writable(config.archive_dir)
+    state = open_state(config.state_dir, config.archive_dir)
+    try:
+        recover(state, config.archive_dir)
+        job = Rebuild(config, state, Kept(config.kept_sources), clock)
+        tally = job.run(job.select(args.paths, args.feed), dry_run=args.dry_run, out=out)
+    finally:
+        state.close()
+    if args.verbose:
+        for path in tally.rewritten:
+            print(f"{'would rewrite' if args.dry_run else 'rewritten'}: {path}", file=out)
+        for path in tally.restored:
+            print(f"{'would restore' if args.dry_run else 'restored'}: {path}", file=out)
+    print(summary(tally, dry_run=args.dry_run), file=out)
+    if not args.dry_run:
+        update_search(config, tally.written)
+    return 1 if tally.without or tally.failed else 0
+
+
 def update_search(config: Config, paths: list[str]) -> None:
     """Index the posts just written: the posts are safe, so a failure here only warns."""
     from ingest.search import SearchIndex
@@ -142,6 +169,12 @@ def status(config: Config, clock: Clock, out: TextIO) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(r, widths, strict=True)).rstrip(), file=out)
+    if config.kept_sources:
+        from ingest.kept import Kept
+
+        documents, stored = Kept(config.kept_sources).usage()
+        print(f"sources kept: {report.plural(documents, 'document')}, {report.size(stored)} "
+              f"in {config.kept_sources}", file=out)
     if stale:
         print(f"failing for more than a day: {', '.join(stale)}", file=out)
     return 1 if stale else 0
@@ -158,8 +191,7 @@ def _image_bytes(archive_dir: Path, paths: list[str]) -> str:
                 total += sum(e.stat().st_size for e in folder if e.is_file() and e.name != "index.md")
         except OSError:
             continue  # a post deleted by hand: nothing to count
-    average = total / len(paths)
-    return f"{average / 1_000_000:.1f} MB" if average >= 1_000_000 else f"{average / 1000:.0f} KB"
+    return report.size(round(total / len(paths)))
 
 
 def _when(moment: object) -> str:

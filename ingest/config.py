@@ -143,6 +143,9 @@ class Http(_Strict):
 class Config(_Strict):
     archive_dir: Path = ARCHIVE_DIR
     state_dir: Path = STATE_DIR
+    # What posts were made from (ingest.kept); default: `sources` beside archive_dir.
+    sources_dir: Path | None = None
+    keep_sources: bool = True
     images: bool = True
     image_max_width: int | None = Field(default=None, gt=0)  # pixels; None keeps originals
     image_format: ImageFormat = "original"
@@ -155,7 +158,7 @@ class Config(_Strict):
     sources: Sources = Field(default_factory=Sources)
     http: Http = Field(default_factory=Http)
 
-    @field_validator("archive_dir", "state_dir", mode="before")
+    @field_validator("archive_dir", "state_dir", "sources_dir", mode="before")
     @classmethod
     def _path(cls, value: object) -> object:
         if isinstance(value, str) and value.strip():
@@ -195,6 +198,13 @@ class Config(_Strict):
                 if first != i:
                     raise ValueError(f"feeds[{i}].{label}: same as feeds[{first}].{label}")
         return self
+
+    @property
+    def kept_sources(self) -> Path | None:
+        """Where what posts are made from is kept; None when `keep_sources` is off."""
+        if not self.keep_sources:
+            return None
+        return self.sources_dir or self.archive_dir.parent / "sources"
 
     def named_hosts(self) -> set[str]:
         """The hosts config.yaml names: its feeds, its sources, the LLM endpoint."""
@@ -242,12 +252,20 @@ def load_config(path: Path, *, no_feeds_yet: bool = False) -> Config:
     config = parse_config(raw, where=str(path), no_feeds_yet=no_feeds_yet)
     archive_dir = locations.beside(path, config.archive_dir)
     state_dir = locations.beside(path, config.state_dir)
-    if archive_dir.is_relative_to(state_dir) or state_dir.is_relative_to(archive_dir):
-        # The state inside the archive would be published with it; the archive inside
-        # the state would be lost with a cache.
-        raise ConfigError(f"{path}: archive_dir ({archive_dir}) and state_dir ({state_dir}) must be "
+    sources_dir = locations.beside(path, config.sources_dir) if config.sources_dir \
+        else archive_dir.parent / "sources"
+    # The state inside the archive would be published with it; the archive inside the
+    # state would be lost with a cache. Sources inside the archive would be published
+    # as pages' files; inside the state, lost with it.
+    for name, folder in (("state_dir", state_dir), ("sources_dir", sources_dir)):
+        if archive_dir.is_relative_to(folder) or folder.is_relative_to(archive_dir):
+            raise ConfigError(f"{path}: archive_dir ({archive_dir}) and {name} ({folder}) must be "
+                              "apart, neither inside the other")
+    if sources_dir.is_relative_to(state_dir) or state_dir.is_relative_to(sources_dir):
+        raise ConfigError(f"{path}: sources_dir ({sources_dir}) and state_dir ({state_dir}) must be "
                           "apart, neither inside the other")
-    return config.model_copy(update={"archive_dir": archive_dir, "state_dir": state_dir})
+    return config.model_copy(update={"archive_dir": archive_dir, "state_dir": state_dir,
+                                     "sources_dir": sources_dir})
 
 
 class _UniqueKeys(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]

@@ -12,7 +12,8 @@
     │   └── BlockedError      a WAF, captcha or security-check page answered
     ├── ParseError         the bytes are not a usable feed                     (that feed)
     │   └── NotAFeedError     an HTML page, JSON, an empty body, ...
-    └── ExtractError       an article page holds no article                    (that entry)
+    ├── ExtractError       an article page holds no article                    (that entry)
+    └── SourceError        a kept source is missing or corrupt                 (rebuild: that post)
 
 Errors of a single feed or entry end up in that feed's result and never stop
 the run; only the run-level errors (config, lock, state, archive) abort it.
@@ -84,3 +85,7 @@ class NotAFeedError(ParseError):
 
 class ExtractError(IngestError):
     """An article page does not hold the article."""
+
+
+class SourceError(IngestError):
+    """What a post was made from cannot be read back (`ingest rebuild`)."""

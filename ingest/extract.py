@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -28,8 +30,8 @@ import lxml.html
 from ingest import sniff
 from ingest.clean import parse_document, resolve_lazy_images
 from ingest.errors import BlockedError, ExtractError
-from ingest.fetch import Fetcher
-from ingest.models import PageArticle
+from ingest.fetch import HTTP
+from ingest.models import Document, PageArticle
 from ingest.scripts import HAN
 from ingest.sources import kr36
 
@@ -44,8 +46,10 @@ _COVERAGE = 0.95  # the article's container must hold this share of what readabi
 class Pages:
     """Fetches article pages, politely, and reads the article out of them."""
 
-    def __init__(self, fetcher: Fetcher, *, kr36_site: str, max_bytes: int) -> None:
+    def __init__(self, fetcher: HTTP, clock: Callable[[], datetime], *, kr36_site: str,
+                 max_bytes: int) -> None:
         self._fetcher = fetcher
+        self._clock = clock
         self._kr36_site = kr36_site
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
@@ -67,9 +71,11 @@ class Pages:
             try:
                 response = self._fetcher.get(url, max_bytes=self._max_bytes,
                                              headers={"Accept": PAGE_ACCEPT})
+                document = Document("page", url, response.url, response.content_type, response.body,
+                                    self._clock())
                 html = sniff.decode_html(response.body, response.content_type)
                 if article_id:
-                    return kr36.extract_page(html, response.url)
+                    return replace(kr36.extract_page(html, response.url), document=document)
             except BlockedError as exc:
                 self._blocked.setdefault(host, exc.wall)
                 raise
@@ -78,7 +84,8 @@ class Pages:
                 self._blocked.setdefault(host, f"a page without the article ({exc})")
                 raise BlockedError(url, f"36kr answered a page without the article ({exc}); "
                                         "not archived from the page, tried again next run") from None
-        return extract_generic(html, response.url)  # outside the lock: other pages may be fetched
+        # Outside the lock: other pages may be fetched meanwhile.
+        return replace(extract_generic(html, response.url), document=document)
 
     def _host_lock(self, host: str) -> threading.Lock:
         with self._lock:
@@ -87,7 +94,7 @@ class Pages:
 
 def extract_generic(html: str, url: str) -> PageArticle:
     """The main content of any article page, kept whole; ExtractError if there is none."""
-    from readability import Document  # imported on first use: start-up stays fast
+    from readability import Document as Readability  # imported on first use: start-up stays fast
 
     if not html.strip():
         raise ExtractError(f"empty page ({url})")
@@ -95,7 +102,7 @@ def extract_generic(html: str, url: str) -> PageArticle:
     for element in list(root.iter(*_CODE)):
         element.drop_tree()
     resolve_lazy_images(root)
-    located = Document(lxml.html.tostring(root, encoding="unicode"), url=url).summary(html_partial=True)
+    located = Readability(lxml.html.tostring(root, encoding="unicode"), url=url).summary(html_partial=True)
     container = _container_of(root, count_words(_text(located)))
     if container is None:
         container = _densest(root)

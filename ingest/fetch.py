@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpcore
@@ -62,6 +63,16 @@ class Policy:
     user_agent: str = USER_AGENT
     deadline: float = 120.0  # seconds for one whole request: connect, headers and body
     addresses: AddressPolicy = field(default_factory=AddressPolicy)
+
+
+class HTTP(Protocol):
+    """What the stages after the fetcher ask of it: a `Fetcher`, or a rebuild's kept sources."""
+
+    def get(self, url: str, *, max_bytes: int, validators: Validators | None = None,
+            headers: Mapping[str, str] | None = None) -> Response: ...
+
+    def post_json(self, url: str, payload: object, *, max_bytes: int,
+                  headers: Mapping[str, str] | None = None) -> Response: ...
 
 
 class _Retryable(Exception):

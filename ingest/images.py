@@ -45,7 +45,7 @@ from ingest import archive, sniff
 from ingest.cache import WorkerCache
 from ingest.clean import parse_fragment, serialize
 from ingest.errors import ArchiveError, IngestError, RefusedAddressError
-from ingest.fetch import Fetcher
+from ingest.fetch import HTTP
 from ingest.models import ImageOutcome
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def referer_for(image_url: str, article_url: str | None) -> str:
 class ImageStore:
     """Archives a run's images: each URL fetched at most once, from any worker thread."""
 
-    def __init__(self, fetcher: Fetcher, archive_dir: Path, cache: WorkerCache, *,
+    def __init__(self, fetcher: HTTP, archive_dir: Path, cache: WorkerCache, *,
                  max_bytes: int, workers: int = 4) -> None:
         self._fetcher = fetcher
         self._archive = archive_dir

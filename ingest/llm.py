@@ -23,7 +23,7 @@ from datetime import datetime
 from ingest.cache import WorkerCache
 from ingest.config import SummaryLLM
 from ingest.errors import IngestError
-from ingest.fetch import Fetcher
+from ingest.fetch import HTTP
 from ingest.summary import Summary, prose
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ _FENCE = re.compile(r"\A\s*```(?:json)?\s*(.*?)\s*```\s*\Z", re.DOTALL)
 
 
 class LLMSummarizer:
-    def __init__(self, fetcher: Fetcher, settings: SummaryLLM, cache: WorkerCache,
+    def __init__(self, fetcher: HTTP, settings: SummaryLLM, cache: WorkerCache,
                  clock: Callable[[], datetime]) -> None:
         self._fetcher = fetcher
         self._settings = settings

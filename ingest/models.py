@@ -1,6 +1,6 @@
 """The values that cross stage boundaries, all frozen, all times in UTC.
 
-    fetch    url ─────────────► Response
+    fetch    url ─────────────► Response            (kept as a Document when a post is made of it)
     parse    Response.body ───► ParsedFeed(entries: Entry…)
     decide   Entry + KnownPost ► Action          (pure: new / updated / unchanged)
     clean    Entry ───────────► Article          (safe, Hugo-faithful HTML)
@@ -23,6 +23,7 @@ def fingerprint(title: str | None, link: str | None, published: datetime | None,
     """What an entry's source said, in 16 hex digits: its post is rewritten when this changes."""
     said = json.dumps([title, link, published and published.isoformat(), content], ensure_ascii=False)
     return hashlib.sha256(said.encode()).hexdigest()[:16]
+
 
 @dataclass(frozen=True, slots=True)
 class Validators:
@@ -62,6 +63,19 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
+class Document:
+    """A document as it was received (a feed, an API answer, an article page): what a
+    post is made from, kept so that the post can be made again (ingest.kept)."""
+
+    kind: str  # how it is read: "feed", "36kr-flow" or "page"
+    asked: str  # the URL asked for (or the file read)
+    url: str  # the URL that answered, after redirects
+    content_type: str
+    body: bytes
+    fetched: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedFeed:
     title: str
     link: str | None
@@ -78,6 +92,7 @@ class PageArticle:
     author: str | None = None
     published: datetime | None = None
     cover: str | None = None
+    document: Document | None = None  # the page it was read from
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +148,7 @@ class Article:
     note: str | None = None  # why the page was not even asked for (a policy, not a failure)
     cover_url: str | None = None  # the article's cover image (its page's, or its first image)
     cover: str | None = None  # the cover's file in the post's folder, once archived
+    page: Document | None = None  # the article page read for it, if one was
 
 
 class Outcome(enum.StrEnum):
@@ -150,6 +166,10 @@ class Plan:
     known: KnownPost | None
     date: datetime
     path: str
+    origin: Document | None = None  # the document the entry was read from
+    # Made again from kept sources (`ingest rebuild`): the post keeps the source hash and
+    # lastmod it was written with, whatever the settings change in how it looks.
+    rebuild: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +255,8 @@ class RunReport:
     started: datetime
     finished: datetime
     feeds: tuple[FeedResult, ...] = field(default=())
+    kept_documents: int = 0  # sources stored by this run (a document kept before is not counted)
+    kept_bytes: int = 0  # their size, compressed
 
     @property
     def exit_code(self) -> int:

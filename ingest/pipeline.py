@@ -23,9 +23,11 @@ from ingest import archive
 from ingest.config import Config, FeedSettings
 from ingest.errors import ArchiveError, BlockedError, HTTPStatusError, IngestError, StateError
 from ingest.fetch import RETRY_STATUSES, Fetcher
+from ingest.kept import Kept
 from ingest.models import (
     Action,
     Archived,
+    Document,
     Entry,
     EntryResult,
     FeedResult,
@@ -89,10 +91,12 @@ class FeedPoll:
     parsed: ParsedFeed | None = None
     validators: Validators | None = None
     error: str | None = None
+    origin: Document | None = None  # the document the entries were read from
+    origins: Mapping[str, Document] = field(default_factory=dict)  # an entry's own, by key
 
 
 def poll_feed(fetcher: Fetcher, settings: FeedSettings, validators: Validators,
-              max_bytes: int) -> FeedPoll:
+              max_bytes: int, clock: Clock) -> FeedPoll:
     """Fetch and parse one feed; every failure becomes this feed's error."""
     feed = settings.feed
     try:
@@ -103,7 +107,8 @@ def poll_feed(fetcher: Fetcher, settings: FeedSettings, validators: Validators,
         from ingest.parse import parse_feed  # a run of 304s never parses a feed
 
         parsed = parse_feed(response.body, response.url, response.content_type)
-        return FeedPoll(FeedStatus.OK, response.status, parsed, response.validators)
+        document = Document("feed", feed.url, response.url, response.content_type, response.body, clock())
+        return FeedPoll(FeedStatus.OK, response.status, parsed, response.validators, origin=document)
     except HTTPStatusError as exc:
         # A status retried already says so; any other refusal gets the advice for its kind.
         advice = FEED_ADVICE.get(exc.status, None if exc.status in RETRY_STATUSES
@@ -148,6 +153,7 @@ class Run:
         self.only_new = only_new
         self.strict_pages = strict_pages
         self.blocked: str | None = None
+        self.kept = Kept(config.kept_sources) if config.kept_sources else None
         self._claimed: dict[str, str] = {}  # entry key → the feed writing its post in this run
         self._polls: dict[str, FeedState] = {}
         self._quiet: list[tuple[FeedResult, Validators | None]] = []
@@ -168,7 +174,7 @@ class Run:
             from ingest.archiver import Archiver
 
             self._archiver = Archiver(self.config, self.state.path, self.fetcher, self.clock,
-                                      strict_pages=self.strict_pages)
+                                      kept=self.kept, strict_pages=self.strict_pages)
         return self._archiver
 
     def execute(self, feeds: tuple[FeedSettings, ...], *, force: bool = False,
@@ -212,7 +218,9 @@ class Run:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
         return RunReport(started=started, finished=self.clock(),
-                         feeds=tuple(job.result for job in jobs if job.result))
+                         feeds=tuple(job.result for job in jobs if job.result),
+                         kept_documents=self.kept.documents if self.kept else 0,
+                         kept_bytes=self.kept.bytes if self.kept else 0)
 
     def _record_quiet_feeds(self) -> None:
         if not self._quiet:
@@ -233,7 +241,7 @@ class Run:
             job.record = False
             return
         self._work.submit((index, None), poll_feed, self.fetcher, job.settings, last.validators,
-                          self.config.http.max_feed_bytes)
+                          self.config.http.max_feed_bytes, self.clock)
 
     def _backing_off(self, last: FeedState) -> FeedPoll | None:
         """A feed failing run after run is polled less and less often, never dropped."""
@@ -245,7 +253,8 @@ class Run:
             f"(`ingest run --force` tries now); last error: {last.last_error}"))
 
     def _polled(self, job: _Feed, index: int, poll: FeedPoll) -> None:
-        job.poll = replace(poll, parsed=None)  # the entries travel with their work, no further
+        # The entries, and what they were read from, travel with their work, no further.
+        job.poll = replace(poll, parsed=None, origin=None, origins={})
         if poll.parsed is None:
             return
         entries = poll.parsed.entries
@@ -279,7 +288,8 @@ class Run:
         undated = [e.key for e, k in work if k is None and e.published is None and e.updated is None]
         with self.state.transaction():
             first_seen = self.state.first_seen(undated, self.clock()) if undated else {}
-            planned = [self._plan(entry, known_post, first_seen.get(entry.key))
+            planned = [self._plan(entry, known_post, first_seen.get(entry.key),
+                                  poll.origins.get(entry.key, poll.origin))
                        for entry, known_post in work]
             self.state.add_pending((p.entry.key, p.path) for p in planned)
         job.journalled = [p.entry.key for p in planned]
@@ -289,10 +299,11 @@ class Run:
             self._work.submit((index, plan.entry), archiver.archive, plan, job.settings)
 
     @staticmethod
-    def _plan(entry: Entry, known: KnownPost | None, first_seen: datetime | None) -> Plan:
+    def _plan(entry: Entry, known: KnownPost | None, first_seen: datetime | None,
+              origin: Document | None) -> Plan:
         date = post_date(entry, known, first_seen)
         path = known.path if known else archive.post_path(date, archive.slug_for(entry.key, entry.title))
-        return Plan(entry, known, date, path)
+        return Plan(entry, known, date, path, origin)
 
     def _archived(self, job: _Feed, entry: Entry, future: Future[Archived]) -> None:
         job.waiting -= 1

@@ -42,6 +42,7 @@ def to_json(report: RunReport, command: str, *, exit_code: int | None = None,
             "feeds_failed": sum(1 for f in report.feeds if f.status is FeedStatus.ERROR),
             **{k: sum(f[k] for f in feeds) for k in ("new", "updated", "unchanged", "failed", "partial")},
             "images": {k: sum(f["images"][k] for f in feeds) for k in ("downloaded", "reused", "remote")},
+            "sources": {"documents": report.kept_documents, "bytes": report.kept_bytes},
         },
     }
     data.update(extra or {})
@@ -84,6 +85,14 @@ def _feed(feed: FeedResult) -> dict[str, Any]:
 
 def _time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def size(count: int) -> str:
+    """Bytes as people read them: 512 B, 34 KB, 1.2 MB, 3.4 GB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}" if unit != "KB" else f"{count / scale:.0f} KB"
+    return f"{count} B"
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:
@@ -138,6 +147,9 @@ class TextReport:
         if downloaded or reused or remote:
             print(f"images: {downloaded} downloaded, {reused} already archived, {remote} kept remote",
                   file=self._out)
+        if outcome.kept_documents:
+            print(f"sources: {plural(outcome.kept_documents, 'document')} kept "
+                  f"({size(outcome.kept_bytes)} compressed)", file=self._out)
         print(f"total: {totals[Outcome.NEW]} new, {totals[Outcome.UPDATED]} updated, "
               f"{totals[Outcome.UNCHANGED]} unchanged, {plural(totals[Outcome.FAILED], 'entry', 'entries')} "
               "failed, " + (f"{partial} archived from the feed only, " if partial else "")

@@ -100,6 +100,10 @@ class Loopback:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """No more answers, not even a refusal: the port is closed (twice is harmless)."""
         self._httpd.shutdown()
         self._httpd.server_close()
 

@@ -136,7 +136,7 @@ def test_status_shows_each_feed_and_fails_after_a_day_of_failures(project: Proje
     ok = next(line for line in lines if line.startswith("ok "))
     flaky = next(line for line in lines if line.startswith("flaky "))
     new = next(line for line in lines if line.startswith("new "))
-    assert "2026-11-25 10:00 UTC" in ok and ok.split()[-3:] == ["2", "0", "KB"]  # no images configured
+    assert "2026-11-25 10:00 UTC" in ok and ok.split()[-3:] == ["2", "0", "B"]  # no images configured
     assert "never" in flaky and "HTTP 500" in flaky and "3 runs" in flaky and "2026-11-25 10:30 UTC" in flaky
     assert "never polled" in new and new.split()[-2:] == ["0", "-"]
     project.configure(feeds, http={"attempts": 1})
