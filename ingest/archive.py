@@ -67,11 +67,14 @@ def post_path(date: datetime, slug: str) -> str:
     return f"{date.astimezone(UTC):%Y/%m/%d}/{slug}/index.md"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that no reader ever sees a partial file."""
+def write_atomic(path: Path, data: bytes, *, temp_dir: Path | None = None) -> None:
+    """Replace `path` with `data` so that no reader ever sees a partial file.
+
+    The temp file goes beside `path`, or into `temp_dir` (on the same file system).
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.parent / f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        temp = (temp_dir or path.parent) / f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(fd, "wb") as handle:

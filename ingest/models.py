@@ -73,6 +73,10 @@ class Document:
     content_type: str
     body: bytes
     fetched: datetime
+    sha256: str = field(init=False)  # of the body, once: a feed's entries all name it
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha256", hashlib.sha256(self.body).hexdigest())
 
 
 @dataclass(frozen=True, slots=True)

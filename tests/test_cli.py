@@ -159,5 +159,5 @@ def test_run_prints_each_feeds_line_as_it_finishes(project: Project, server: Loo
                           stdout=subprocess.PIPE, text=True) as process:
         assert process.stdout is not None
         arrivals = [(line.split()[0], time.monotonic() - started) for line in process.stdout]
-    assert [name for name, _ in arrivals] == ["fast", "slow", "total:"]
+    assert [name for name, _ in arrivals] == ["fast", "slow", "sources:", "total:"]
     assert arrivals[1][1] - arrivals[0][1] > 1.5  # fast's line came while slow was still waited for

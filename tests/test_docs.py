@@ -197,7 +197,19 @@ def test_the_workflow_steps_run_as_written(tmp_path: Path, server: Loopback) -> 
     assert (checkout / "report.json").is_file()
     log = git(remote, "log", "--format=%s", "main")
     assert log.splitlines()[0] == "archive: 1 new, 0 updated posts"
-    assert any(p.endswith("/index.md") for p in git(remote, "ls-tree", "-r", "--name-only", "main").split())
+    tree = git(remote, "ls-tree", "-r", "--name-only", "main").split()
+    assert any(p.endswith("/index.md") for p in tree)
+    assert any(p.startswith("sources/posts/") for p in tree)
+    assert any(p.startswith("sources/objects/") for p in tree)
+    # What was committed is enough to make the posts again: a clone, no state, no server.
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "--quiet", str(remote), str(clone))
+    posts = Project(clone).snapshot()
+    for post in clone.glob("archive/*/*/*/*/index.md"):
+        post.unlink()
+    server.stop()
+    code, out = Project(clone).run("rebuild")
+    assert code == 0 and Project(clone).snapshot() == posts, out
 
 
 def theme_mirror(folder: Path) -> dict[str, str]:

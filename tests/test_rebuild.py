@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-import gzip
 import json
+import random
 import re
+import signal
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from ingest.kept import Kept, pieces_of
+from ingest.models import Document
+from tests import feedgen
 from tests.conftest import DATA, SHARED, Project, front_matter, needs_shared
 from tests.loopback import Loopback
 from tests.test_backfill import ITEMS, channel  # noqa: F401  (channel: a fixture)
+from tests.test_crash import posts_on_disk, wait_until
 from tests.test_full_content import IDS, serve_pages, summary_feed
-from tests.test_images import photo, size_of
+from tests.test_images import article_feed, photo, size_of
 
 SUMMARY_MARK = "总结:"
 OWN_SAMPLE = DATA / "feeds" / "36kr-official.xml"
@@ -93,27 +104,52 @@ def test_rebuild_brings_back_every_post_byte_for_byte_offline(project: Project, 
     assert "0 rewritten, 0 restored" in project.run("rebuild")[1]  # nothing to do: nothing written
 
 
+def kept_files(project: Project) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in (project.root / "sources").rglob("*") if p.is_file()}
+
+
 def test_kept_sources_are_stored_once_and_a_304_stores_nothing(project: Project, server: Loopback) -> None:
     server.route("/feed", OWN_SAMPLE.read_bytes(), etag='"v1"')
     project.configure([{"name": "36kr", "url": server.url("/feed")}])
     assert project.run()[0] == 0
-    objects = sorted((project.root / "sources" / "objects").rglob("*.gz"))
-    assert len(objects) == 1 and gzip.decompress(objects[0].read_bytes()) == OWN_SAMPLE.read_bytes()
     records = sorted((project.root / "sources" / "posts").rglob("*.json"))
     assert len(records) == 2
-    entry = json.loads(records[0].read_text())["entry"]
+    record = json.loads(records[0].read_text())
+    entry = record["entry"]
     assert entry["kind"] == "feed" and entry["asked"] == server.url("/feed")
     assert entry["content_type"].startswith("application/rss+xml")
     assert entry["bytes"] == OWN_SAMPLE.stat().st_size
-    snapshot = {p: p.read_bytes() for p in (project.root / "sources").rglob("*") if p.is_file()}
+    kept = Kept(project.root / "sources")
+    assert kept.read(kept.load(record["post"]).entry) == OWN_SAMPLE.read_bytes()  # the bytes as received
+    snapshot = kept_files(project)
     project.clock.advance(hours=1)
     code, out = project.run()  # a 304
     assert code == 0 and "sources:" not in out
     server.route("/feed", OWN_SAMPLE.read_bytes())  # the same bytes, answered 200: no validators
     project.clock.advance(hours=1)
     assert project.run()[0] == 0
-    assert {p: p.read_bytes() for p in (project.root / "sources").rglob("*") if p.is_file()} == snapshot
+    assert kept_files(project) == snapshot
     assert "sources kept: 1 document" in project.run("status")[1]
+
+
+def test_a_feed_with_one_new_item_keeps_that_item_not_the_feed_again(project: Project,
+                                                                    server: Loopback) -> None:
+    rng = random.Random(7)  # text that compresses as an article does, not as a repeated line
+    articles = {f"a{n}": "<p>" + "".join(chr(rng.randrange(0x4E00, 0x4FFF)) for _ in range(1500)) + "</p>"
+                for n in range(30)}
+    server.route("/feed", article_feed(dict(list(articles.items())[1:])))
+    project.configure([{"name": "blog", "url": server.url("/feed")}])
+    assert project.run()[0] == 0
+    before = sum(len(b) for b in kept_files(project).values() if not b.startswith(b"{"))
+    server.route("/feed", article_feed(articles))
+    project.clock.advance(hours=1)
+    code, out = project.run()
+    assert code == 0 and "1 new" in out
+    added = sum(len(b) for b in kept_files(project).values() if not b.startswith(b"{")) - before
+    assert added < before / 10  # the new item, the head and the list of pieces: not the whole again
+    kept = Kept(project.root / "sources")
+    for path in kept.posts():
+        kept.read(kept.load(path).entry)  # every version whole
 
 
 def test_a_changed_entry_keeps_its_new_sources_and_rebuilds_as_the_run_wrote_it(
@@ -127,7 +163,7 @@ def test_a_changed_entry_keeps_its_new_sources_and_rebuilds_as_the_run_wrote_it(
     code, out = project.run()
     assert code == 0 and "1 updated" in out
     posts = posts_bytes(project)
-    assert len(list((project.root / "sources" / "objects").rglob("*.gz"))) == 2
+    assert Kept(project.root / "sources").usage()[0] == 2  # both versions of the feed
     delete_posts(project)
     assert project.run("rebuild")[0] == 0
     assert posts_bytes(project) == posts  # the updated post, with the lastmod of its update
@@ -142,8 +178,10 @@ def test_a_corrupt_or_missing_source_is_reported_and_its_post_left_as_it_is(
     assert project.run()[0] == 0
     posts = posts_bytes(project)
     sources = project.root / "sources"
-    feed_object = next(p for p in sources.rglob("*.gz")
-                       if gzip.decompress(p.read_bytes()) == OWN_SAMPLE.read_bytes())
+    kept = Kept(sources)
+    ref = kept.load(next(p for p in kept.posts() if "3001000000000001" in p)).entry
+    pieces = (sources / "objects" / ref.sha256[:2] / f"{ref.sha256[2:]}.chunks").read_text().split()
+    feed_object = sources / "objects" / pieces[1][:2] / f"{pieces[1][2:]}.gz"
     feed_object.write_bytes(feed_object.read_bytes()[:40])  # cut short
     lone = next(p for p in sources.joinpath("posts").rglob("*.json") if "3200000000000001" in p.name)
     lone.unlink()
@@ -206,3 +244,37 @@ def test_rebuild_waits_for_no_run_it_holds_the_lock(project: Project, server: Lo
     assert project.run()[0] == 0
     with RunLock(project.state_dir, "run", project.clock()):
         assert project.run("rebuild")[0] == 2
+
+
+FEEDISH = st.lists(st.sampled_from([b"<item>", b"<entry ", b"<atom:entry>", b"</channel>", b"</feed>",
+                                    b"<item/>", b"<items>", b"x", b"\n", b"<", b"\xff"]), max_size=40)
+
+
+@given(FEEDISH.map(b"".join))
+def test_a_feed_in_pieces_is_the_feed(body: bytes) -> None:
+    pieces = pieces_of(body)
+    assert b"".join(pieces) == body and all(pieces)
+    with tempfile.TemporaryDirectory() as folder:
+        kept = Kept(Path(folder))
+        ref = kept.keep(Document("feed", "u", "u", "", body, datetime.now(UTC)))
+        assert kept.read(ref) == body
+
+
+def test_a_rebuild_killed_midway_loses_nothing_and_the_next_finishes_it(project: Project,
+                                                                       server: Loopback) -> None:
+    server.route("/feed", feedgen.feed(400))
+    project.configure([{"name": "36kr", "url": server.url("/feed")}], summary="extractive")
+    assert project.run()[0] == 0
+    posts = posts_bytes(project)
+    delete_posts(project)
+    process = subprocess.Popen([sys.executable, "-m", "ingest", "--config", str(project.config), "rebuild"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: posts_on_disk(project) >= 100, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert 0 < posts_on_disk(project) < len(posts)
+    assert all(posts[path] == text for path, text in posts_bytes(project).items())  # whole, if there
+    code, out = project.run("rebuild")
+    assert code == 0, out
+    assert posts_bytes(project) == posts
+    assert not [p for p in project.root.rglob("*") if p.name.endswith(".tmp")]

@@ -46,7 +46,7 @@ def test_disk_full_mid_run_exits_2_and_the_next_run_completes(project: Project, 
     assert "disk full" in capsys.readouterr().err
     written = project.posts()
     assert 0 < len(written) < 20
-    assert not [p for p in project.archive.rglob("*") if p.name.endswith(".tmp")]
+    assert not [p for p in project.root.rglob("*") if p.name.endswith(".tmp")]
     monkeypatch.undo()
     assert project.run()[0] == 0 and len(project.posts()) == 20
     assert all(project.posts()[path] == text for path, text in written.items())
