@@ -6,10 +6,11 @@ YYYY/MM/DD is the publish date in UTC; the slug is the 36kr article id, or a
 Unicode slug of the title plus 8 hex digits of the entry's identity, at most
 80 bytes. A post never moves once written: later runs reuse its path.
 
-Writes go to a hidden temp file in the post's folder, are fsynced, then
-renamed over the post, so a reader (or a crash) sees the old post or the new
-one, never half of one. Hugo ignores the hidden temp files; `recover_post`
-removes those a killed run left behind (the state knows which folders).
+Writes go to a hidden temp file in the post's folder and are renamed over the
+post once whole on disk (fsync, or for a run's posts one sync for a feed's
+files: `Stage`), so a reader (or a crash) sees the old post or the new one,
+never half of one. Hugo ignores the hidden temp files; `recover_post` removes
+those a killed run left behind (the state knows which folders).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from __future__ import annotations
 import errno
 import functools
 import hashlib
+import itertools
 import logging
 import os
 import re
 import secrets
 import tempfile
+import threading
 import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -38,6 +41,9 @@ log = logging.getLogger(__name__)
 
 MAX_SLUG_BYTES = 80
 TEMP_SUFFIX = ".tmp"
+# Temp files are named by process and count: unique without asking for random bytes.
+_TEMP_PREFIX = f"{secrets.token_hex(3)}-"
+_TEMP_COUNT = itertools.count()
 _NOT_WORD = re.compile(r"[^\w\s-]")
 _SEPARATORS = re.compile(r"[\s_-]+")
 
@@ -73,21 +79,99 @@ def write_atomic(path: Path, data: bytes, *, temp_dir: Path | None = None) -> No
     The temp file goes beside `path`, or into `temp_dir` (on the same file system).
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = (temp_dir or path.parent) / f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        temp = _write_temp(path, data, temp_dir)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            temp.replace(path)
+            _rename(temp, path)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
         _fsync_dir(path.parent)
     except OSError as exc:
         raise ArchiveError(_describe_os_error(path, exc)) from exc
+
+
+def _write_temp(path: Path, data: bytes, temp_dir: Path | None, *, sync: bool = True) -> Path:
+    temp = (temp_dir or path.parent) / f".{path.name}.{_TEMP_PREFIX}{next(_TEMP_COUNT)}{TEMP_SUFFIX}"
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileNotFoundError:  # a new folder (most writes go to folders that exist: no mkdir)
+        temp.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if sync:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        temp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return temp
+
+
+def _rename(temp: Path, path: Path) -> None:
+    try:
+        temp.replace(path)
+    except FileNotFoundError:
+        if not temp.exists():
+            raise
+        path.parent.mkdir(parents=True, exist_ok=True)  # written from a folder of temp files
+        temp.replace(path)
+
+
+class Stage:
+    """Files written now and given their names together, by `commit`: one sync makes them
+    all whole on disk before any is renamed, and one more makes the names last, where
+    writing each atomically costs two syncs a file. Safe to write from any thread;
+    `commit` from one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._staged: list[tuple[int, Path, Path]] = []  # (rank, temp file, its name to be)
+
+    def write(self, path: Path, data: bytes, *, temp_dir: Path | None = None, rank: int = 9) -> None:
+        """Write `path`'s data now, name it at `commit`: lower ranks first, so that a file
+        naming others (a post, its record) is named after them, whichever thread wrote what."""
+        try:
+            temp = _write_temp(path, data, temp_dir, sync=False)
+        except OSError as exc:
+            raise ArchiveError(_describe_os_error(path, exc)) from exc
+        with self._lock:
+            self._staged.append((rank, temp, path))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._staged)
+
+    def commit(self) -> None:
+        with self._lock:
+            ranked, self._staged = sorted(self._staged, key=lambda s: s[0]), []
+        staged = [(temp, path) for _, temp, path in ranked]
+        if not staged:
+            return
+        done = 0
+        try:
+            os.sync()
+            for temp, path in staged:
+                _rename(temp, path)
+                done += 1
+            os.sync()
+        except OSError as exc:
+            self._discard(staged[done:])
+            raise ArchiveError(_describe_os_error(staged[min(done, len(staged) - 1)][1], exc)) from exc
+
+    def discard(self) -> None:
+        """Forget what was written and not committed (a run that ends on an error)."""
+        with self._lock:
+            staged, self._staged = self._staged, []
+        self._discard([(temp, path) for _, temp, path in staged])
+
+    @staticmethod
+    def _discard(staged: list[tuple[Path, Path]]) -> None:
+        for temp, _ in staged:
+            temp.unlink(missing_ok=True)
 
 
 def _fsync_dir(folder: Path) -> None:

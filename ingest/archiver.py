@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-from ingest import archive
+from ingest.archive import Stage
 from ingest.article import build_article
 from ingest.cache import WorkerCache
 from ingest.config import Config, FeedSettings
@@ -55,8 +55,10 @@ class Archiver:
         self._images.close()
         self._cache.close()
 
-    def archive(self, job: Plan, settings: FeedSettings, *, write: bool = True) -> Archived:
-        """Write the post of `job` (images first); what became of it (or would, unless `write`)."""
+    def archive(self, job: Plan, settings: FeedSettings, stage: Stage, *,
+                write: bool = True) -> Archived:
+        """Stage the post of `job` (images are written first); what became of it (or would,
+        unless `write`). The post is on disk once `stage` is committed."""
         article = build_article(job.entry, settings, job.known, job.date, self._pages, self._llm,
                                 self._clock, strict_pages=self._strict_pages)
         images: list[ImageOutcome] = []
@@ -75,24 +77,24 @@ class Archiver:
             # Nothing shown changed (a page still blocked, a field we do not render): no churn.
             post = replace(job.known, source_hash=article.source_hash)
             if write and not job.rebuild and self._kept and not self._kept.has_record(job.path):
-                self._keep(job, article, post)
+                self._keep(job, article, post, stage)
             return Archived(post, Outcome.UNCHANGED, article.partial, tuple(images), article.note)
         post = KnownPost(key=article.key, feed=settings.feed.name, path=job.path,
                          source_hash=article.source_hash, date=article.date, lastmod=article.lastmod)
         if write:
             if self._kept and not job.rebuild:
-                self._keep(job, article, post)
-            archive.write_atomic(target, render_post(article, self._static).encode())
+                self._keep(job, article, post, stage)
+            stage.write(target, render_post(article, self._static).encode())
         outcome = Outcome.UPDATED if job.known else Outcome.NEW
         return Archived(post, outcome, article.partial, tuple(images), article.note)
 
-    def _keep(self, job: Plan, article: Article, post: KnownPost) -> None:
-        """The post's sources and record, before the post: never a post that cannot be made again."""
+    def _keep(self, job: Plan, article: Article, post: KnownPost, stage: Stage) -> None:
+        """The post's sources and record: never a post that cannot be made again."""
         if self._kept is None or job.origin is None:
             return
-        entry = self._kept.keep(job.origin)
-        page = self._kept.keep(article.page) if article.page else None
-        self._kept.save(PostRecord(post, job.entry.link, entry, page))
+        entry = self._kept.keep(job.origin, stage)
+        page = self._kept.keep(article.page, stage) if article.page else None
+        self._kept.save(PostRecord(post, job.entry.link, entry, page), stage)
 
     def _with_images(self, article: Article, folder: str,
                      budget: Budget) -> tuple[Article, list[ImageOutcome]]:

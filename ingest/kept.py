@@ -16,9 +16,10 @@ do. Objects are gzipped without a timestamp, so the same bytes always give the
 same file: the folder is committed with the archive, and each commit adds only
 what is new.
 
-A post's documents and record are written before the post itself: a run
-killed in between leaves a record whose post the next run (its journal) or
-`ingest rebuild` writes, never a post whose sources are lost.
+A post's documents, its record and the post are named in that order (see
+`archive.Stage`): a run killed in between leaves a record whose post the next
+run (its journal) or `ingest rebuild` writes, never a post whose sources are
+lost.
 """
 
 from __future__ import annotations
@@ -28,16 +29,16 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import threading
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from ingest import archive
-from ingest.errors import ArchiveError, SourceError
+from ingest.errors import SourceError
 from ingest.models import Document, KnownPost
 
 FORMAT = 1
@@ -46,6 +47,8 @@ GZIP_LEVEL = 6  # nearly level 9's size at a third of its time; fixed, so the by
 # next version of a feed shares all its items but the new ones, and stores only those.
 _ITEM_START = re.compile(rb"(?=<(?:[\w-]+:)?(?:item|entry)[\s>/])|(?=</(?:[\w-]+:)?(?:channel|feed)>)")
 INCOMING = ".incoming"  # temp files, renamed into place once whole
+# The order a stage names files in (posts come last): what a file names is there before it.
+OBJECT, CHUNK_LIST, RECORD = 0, 1, 2
 CHUNK_NAME = 32  # hex digits of a piece's SHA-256: the whole document is checked with all 64
 
 
@@ -73,78 +76,78 @@ class PostRecord:
 
 
 class Kept:
-    """The sources folder; safe to use from any thread."""
+    """The sources folder; safe to use from any thread.
+
+    Documents and records are written through a run's `archive.Stage`, with the posts
+    they belong to: they are on disk, under their names, once the stage is committed.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._incoming = folder / INCOMING
         self._lock = threading.Lock()
-        self._kept: dict[str, threading.Lock] = {}  # digest → held while it is being stored
+        self._locks: dict[str, threading.Lock] = {}  # object name → held while it is staged
+        self._staged: dict[str, archive.Stage] = {}  # object name → the stage writing it
         self._swept = False
         self.documents = 0  # stored by this process: a document kept before is not counted
         self.bytes = 0  # their size, compressed (records, small, not counted)
 
-    def keep(self, document: Document) -> Ref:
-        """Store `document` (once, whoever asks) and name it; returns once it is on disk."""
+    def keep(self, document: Document, stage: archive.Stage) -> Ref:
+        """Stage `document`, unless it is kept already, and name it."""
         digest = document.sha256
-        with self._lock:
-            if not self._swept:
-                self._sweep()
-            lock = self._kept.setdefault(digest, threading.Lock())
-        with lock:  # a second asker waits: its record must not name what is not on disk yet
-            if not self._object(digest).exists() and not self._chunk_list(digest).exists():
-                self._store_document(document.body, digest, pieces=document.kind == "feed")
+        with self._claimed(digest, stage) as mine:
+            if mine:
+                self._stage_document(document, stage)
         return Ref(document.kind, document.asked, document.url, document.content_type,
                    document.fetched, digest, len(document.body))
 
-    def _store_document(self, body: bytes, digest: str, *, pieces: bool) -> None:
-        parts = pieces_of(body) if pieces else [body]
+    def _stage_document(self, document: Document, stage: archive.Stage) -> None:
+        parts = pieces_of(document.body) if document.kind == "feed" else [document.body]
         if len(parts) == 1:
-            self._write(self._object(digest), gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0))
+            self._write(stage, self._object(document.sha256), _gzip(document.body), rank=OBJECT)
         else:
             names = [hashlib.sha256(part).hexdigest()[:CHUNK_NAME] for part in parts]
-            self._write_pieces({name: part for name, part in zip(names, parts, strict=True)
-                                if not self._object(name).exists()})
+            for name, part in zip(names, parts, strict=True):
+                with self._claimed(name, stage) as mine:
+                    if mine:
+                        self._write(stage, self._object(name), _gzip(part), rank=OBJECT)
             # Plain text: git stores each version as a delta of the one before.
-            self._write(self._chunk_list(digest), "".join(f"{n}\n" for n in names).encode())
+            self._write(stage, self._chunk_list(document.sha256),
+                        "".join(f"{n}\n" for n in names).encode(), rank=CHUNK_LIST)
         with self._lock:
             self.documents += 1
 
-    def _write(self, target: Path, data: bytes, *, counted: bool = True) -> None:
-        self._incoming.mkdir(parents=True, exist_ok=True)
-        archive.write_atomic(target, data, temp_dir=self._incoming)
-        if counted:
+    @contextmanager
+    def _claimed(self, name: str, stage: archive.Stage) -> Iterator[bool]:
+        """Whether `stage` must write object `name` (it is neither on disk nor in `stage`),
+        held until it has: another thread asking for `name` waits, so that what it writes
+        next (a record naming it) comes after it in the stage. Staged by another stage
+        only, it is staged again: each stage holds all that its files name."""
+        with self._lock:
+            if not self._swept:
+                self._sweep()
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            with self._lock:
+                mine = self._staged.get(name) is not stage
+            mine = mine and not (self._object(name).exists() or self._chunk_list(name).exists())
+            yield mine
+            if mine:
+                with self._lock:
+                    self._staged[name] = stage
+
+    def _write(self, stage: archive.Stage, target: Path, data: bytes, *, rank: int) -> None:
+        stage.write(target, data, temp_dir=self._incoming, rank=rank)
+        if rank != RECORD:
             with self._lock:
                 self.bytes += len(data)
-
-    def _write_pieces(self, pieces: dict[str, bytes]) -> None:
-        """Many small files made durable by two syncs, not two fsyncs each: a 10,000-item
-        feed is kept in seconds. Each piece is whole on disk before it has its name."""
-        staged = []
-        try:
-            self._incoming.mkdir(parents=True, exist_ok=True)
-            for name, part in pieces.items():
-                temp = self._incoming / f"{name}.{secrets.token_hex(4)}{archive.TEMP_SUFFIX}"
-                data = gzip.compress(part, compresslevel=GZIP_LEVEL, mtime=0)
-                temp.write_bytes(data)
-                staged.append((temp, self._object(name)))
-                with self._lock:
-                    self.bytes += len(data)
-            os.sync()
-            for temp, target in staged:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                temp.replace(target)
-            os.sync()
-        except OSError as exc:
-            for temp, _ in staged:
-                temp.unlink(missing_ok=True)
-            raise ArchiveError(f"cannot keep sources in {self.folder}: {exc}") from exc
 
     def _sweep(self) -> None:
         """Temp files a killed run left: never committed, never read."""
         if self._incoming.is_dir():
             for leftover in self._incoming.iterdir():
                 leftover.unlink(missing_ok=True)
+        self._incoming.mkdir(parents=True, exist_ok=True)
         self._swept = True
 
     def read(self, ref: Ref) -> bytes:
@@ -166,14 +169,14 @@ class Kept:
                               "the bytes are not those kept")
         return body
 
-    def save(self, record: PostRecord) -> None:
+    def save(self, record: PostRecord, stage: archive.Stage) -> None:
         post = record.post
         data = {"format": FORMAT, "id": post.key, "feed": post.feed, "post": post.path,
                 "link": record.link, "date": _iso(post.date), "lastmod": _iso(post.lastmod),
                 "source": post.source_hash, "entry": _ref_json(record.entry),
                 "page": _ref_json(record.page) if record.page else None}
         text = json.dumps(data, ensure_ascii=False, indent=1) + "\n"
-        self._write(self.record_file(post.path), text.encode(), counted=False)
+        self._write(stage, self.record_file(post.path), text.encode(), rank=RECORD)
 
     def has_record(self, post_path: str) -> bool:
         return self.record_file(post_path).is_file()
@@ -247,3 +250,7 @@ def pieces_of(body: bytes) -> list[bytes]:
     """`body` cut before each item; joined, the pieces are `body`."""
     cuts = [m.start() for m in _ITEM_START.finditer(body) if m.start()]
     return [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True) if a != b]
+
+
+def _gzip(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)

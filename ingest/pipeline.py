@@ -59,6 +59,9 @@ FEED_ADVICE = {
 }
 # Feeds that archived nothing (a 304, an error) are recorded this many to a commit.
 QUIET_BATCH = 100
+# Files a feed's stage holds before they are named (see archive.Stage), when the feed
+# has not finished by then.
+COMMIT_EVERY = 256
 # Failures that no other feed or entry could survive: they end the run (exit 2).
 FATAL = (ArchiveError, StateError)
 
@@ -131,6 +134,7 @@ class _Feed:
     posts: list[KnownPost] = field(default_factory=list)
     journalled: list[str] = field(default_factory=list)
     images: list[ImageOutcome] = field(default_factory=list)
+    stage: archive.Stage = field(default_factory=archive.Stage)  # its posts, named together
     waiting: int = 0
     record: bool = True
     result: FeedResult | None = None
@@ -216,6 +220,8 @@ class Run:
                 self._record_quiet_feeds()
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
+                for job in jobs:  # unnamed, and journalled: the next run writes them again
+                    job.stage.discard()
                 raise
         return RunReport(started=started, finished=self.clock(),
                          feeds=tuple(job.result for job in jobs if job.result),
@@ -296,7 +302,7 @@ class Run:
         archiver = self._archiver_for_entries()
         for plan in planned:
             job.waiting += 1
-            self._work.submit((index, plan.entry), archiver.archive, plan, job.settings)
+            self._work.submit((index, plan.entry), archiver.archive, plan, job.settings, job.stage)
 
     @staticmethod
     def _plan(entry: Entry, known: KnownPost | None, first_seen: datetime | None,
@@ -307,6 +313,8 @@ class Run:
 
     def _archived(self, job: _Feed, entry: Entry, future: Future[Archived]) -> None:
         job.waiting -= 1
+        if len(job.stage) >= COMMIT_EVERY:  # a long feed's posts reach the disk as they come
+            job.stage.commit()
         try:
             done = future.result()
         except FATAL:
@@ -338,6 +346,7 @@ class Run:
                             error=job.poll.error)
         # Validators are kept only when nothing is left to finish: what failed must come back.
         keep = job.poll.validators if not result.unfinished else None
+        job.stage.commit()  # the posts are on disk before the state says so
         if job.journalled or job.images:
             with self.state.transaction():
                 for post in job.posts:

@@ -35,7 +35,7 @@ from ingest.config import Config, Feed, FeedSettings
 from ingest.errors import ArchiveError, FetchError, IngestError, SourceError, StateError
 from ingest.extract import Pages
 from ingest.kept import Kept, PostRecord, Ref
-from ingest.models import Entry, Outcome, Plan, Response, Validators
+from ingest.models import Entry, KnownPost, Outcome, Plan, Response, Validators
 from ingest.report import plural
 from ingest.state import State
 
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 # Feed documents parsed and held at once: records come in date order, so a feed's
 # posts, made from the same few documents, come together.
 PARSED = 8
+# Posts named, and recorded in the state, at a time (see archive.Stage).
+BATCH = 100
 # How backfill chose its content, by where its entries came from (ingest.backfill).
 FULL_CONTENT_BY_KIND = {"36kr-flow": "always", "page": "never"}
 
@@ -115,10 +117,17 @@ class Rebuild:
         pages = {ref.asked: ref for r in records.values() for ref in (r.page, r.entry)
                  if ref is not None and ref.kind == "page"}
         archiver = Archiver(self.config, self.state.path, Replay(self.kept, pages), self.clock)
+        stage, written = archive.Stage(), []
         try:
             for record in records.values():
-                self._one(archiver, record, dry_run, tally)
+                done = self._one(archiver, record, stage, dry_run, tally)
+                if done is not None:
+                    written.append(done)
+                if len(written) >= BATCH:
+                    self._commit(stage, written)
+            self._commit(stage, written)
         finally:
+            stage.discard()
             archiver.close()
         for path, why in tally.without:
             print(f"- {path}: {why}; left as it is", file=out)
@@ -126,32 +135,43 @@ class Rebuild:
             print(f"! {path}: {why}; left as it is", file=out)
         return tally
 
-    def _one(self, archiver: Archiver, record: PostRecord, dry_run: bool, tally: Tally) -> None:
+    def _commit(self, stage: archive.Stage, written: list[KnownPost]) -> None:
+        """Name the posts written so far, then let the state know of them."""
+        stage.commit()
+        with self.state.transaction():
+            for post in written:
+                self.state.record_post(post)
+        written.clear()
+
+    def _one(self, archiver: Archiver, record: PostRecord, stage: archive.Stage, dry_run: bool,
+             tally: Tally) -> KnownPost | None:
+        """The post as rebuilt, when it was written."""
         post = record.post
-        existed = (self.config.archive_dir / post.path).is_file()
+        target = self.config.archive_dir / post.path
+        existed = target.is_file()
+        for temp in target.parent.glob(f".*{archive.TEMP_SUFFIX}"):  # a killed rebuild's
+            temp.unlink(missing_ok=True)
         try:
             entry = self._entry(record)
             plan = Plan(entry, post, post.date, post.path, rebuild=True)
-            done = archiver.archive(plan, self._settings(record), write=not dry_run)
+            done = archiver.archive(plan, self._settings(record), stage, write=not dry_run)
         except SourceError as exc:
             tally.without.append((post.path, str(exc)))
-            return
+            return None
         except (ArchiveError, StateError):
             raise
         except IngestError as exc:
             tally.failed.append((post.path, str(exc)))
-            return
+            return None
         except Exception as exc:  # one post's bug must not end the rebuild of the others
             log.exception("unexpected failure rebuilding %s", post.path)
             tally.failed.append((post.path, f"internal error: {exc!r}"))
-            return
+            return None
         if done.outcome is Outcome.UNCHANGED:
             tally.unchanged += 1
-            return
+            return None
         (tally.rewritten if existed else tally.restored).append(post.path)
-        if not dry_run:
-            with self.state.transaction():
-                self.state.record_post(done.post)
+        return None if dry_run else done.post
 
     def _entry(self, record: PostRecord) -> Entry:
         """The entry as its kept document gives it today."""

@@ -90,3 +90,29 @@ def test_the_writability_probe_leaves_nothing_and_clears_old_leftovers(tmp_path:
     leftover.write_bytes(b"")
     archive.check_writable(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stage_names_its_files_together_in_rank_order(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    stage = archive.Stage()
+    stage.write(tmp_path / "a" / "post.md", b"post")  # written first, named last (default rank)
+    stage.write(tmp_path / "b" / "record.json", b"record", rank=2)
+    stage.write(tmp_path / "c" / "object.gz", b"object", temp_dir=tmp_path, rank=0)
+    assert len(stage) == 3
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and not p.name.endswith(".tmp")]
+    named: list[str] = []
+    real_replace = Path.replace
+
+    def replace(self: Path, target: Path) -> Path:
+        done = real_replace(self, target)
+        named.append(Path(target).name)
+        return done
+
+    monkeypatch.setattr(Path, "replace", replace)
+    stage.commit()
+    assert named == ["object.gz", "record.json", "post.md"]
+    assert (tmp_path / "c" / "object.gz").read_bytes() == b"object" and len(stage) == 0
+    assert not list(tmp_path.rglob("*.tmp"))
+    stage.write(tmp_path / "a" / "post.md", b"never")
+    stage.discard()
+    assert (tmp_path / "a" / "post.md").read_bytes() == b"post" and not list(tmp_path.rglob("*.tmp"))

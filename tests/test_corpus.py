@@ -96,6 +96,17 @@ def test_every_corpus_post_renders_intact_in_hugo(corpus_run: tuple[Project, Loo
     assert len(project.posts()) > 800
 
 
+def test_every_corpus_post_rebuilds_byte_for_byte_offline(corpus_run: tuple[Project, Loopback, str]) -> None:
+    project, _, _ = corpus_run
+    before = project.snapshot()
+    for post in project.archive.glob("*/*/*/*/index.md"):
+        post.unlink()
+    code, out = project.run("rebuild")
+    assert code == 0, out
+    assert project.snapshot() == before
+    assert f"{len(project.posts())} posts: 0 rewritten, {len(project.posts())} restored" in out
+
+
 def test_consecutive_polls_of_one_feed_update_in_place(project: Project, server: Loopback) -> None:
     polls = sorted((CORPUS / "36kr" / "ArnoFrost-RSS-GPT").glob("36kr-ai.poll*.xml"))
     route = server.route("/ai", polls[0].read_bytes())

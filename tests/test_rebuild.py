@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ingest.archive import Stage
 from ingest.kept import Kept, pieces_of
 from ingest.models import Document
 from tests import feedgen
@@ -255,8 +256,9 @@ def test_a_feed_in_pieces_is_the_feed(body: bytes) -> None:
     pieces = pieces_of(body)
     assert b"".join(pieces) == body and all(pieces)
     with tempfile.TemporaryDirectory() as folder:
-        kept = Kept(Path(folder))
-        ref = kept.keep(Document("feed", "u", "u", "", body, datetime.now(UTC)))
+        kept, stage = Kept(Path(folder)), Stage()
+        ref = kept.keep(Document("feed", "u", "u", "", body, datetime.now(UTC)), stage)
+        stage.commit()
         assert kept.read(ref) == body
 
 
@@ -278,3 +280,20 @@ def test_a_rebuild_killed_midway_loses_nothing_and_the_next_finishes_it(project:
     assert code == 0, out
     assert posts_bytes(project) == posts
     assert not [p for p in project.root.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_changed_front_matter_is_rendered_and_the_dates_stay(project: Project, server: Loopback) -> None:
+    server.route("/feed", OWN_SAMPLE.read_bytes())
+    feeds = [{"name": "36kr", "url": server.url("/feed")}]
+    project.configure(feeds)
+    assert project.run()[0] == 0
+    posts = project.posts()
+    project.clock.advance(days=30)
+    project.configure(feeds, front_matter={"author": ["someone else"], "draft": False})
+    code, out = project.run("rebuild")
+    assert code == 0 and f"{len(posts)} rewritten" in out
+    for path, text in project.posts().items():
+        meta, body = front_matter(text)
+        old_meta, old_body = front_matter(posts[path])
+        assert meta["author"] == ["someone else"] and "tags" not in meta and body == old_body
+        assert (meta["date"], meta["lastmod"]) == (old_meta["date"], old_meta["lastmod"])

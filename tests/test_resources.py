@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import errno
-import os
 import sqlite3
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ingest import state
+from ingest import archive, state
 from ingest.state import DB_NAME
 from tests import feedgen
 from tests.conftest import Project
@@ -29,26 +30,29 @@ def test_unwritable_archive_exits_2_before_fetching(project: Project, server: Lo
 def test_disk_full_mid_run_exits_2_and_the_next_run_completes(project: Project, server: Loopback,
                                                               monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    server.route("/feed", feedgen.feed(20))
-    project.configure([{"name": "36kr", "url": server.url("/feed")}], http={"workers": 1})
-    real_fsync = os.fsync
+    server.route("/a", feedgen.feed(20))
+    server.route("/b", feedgen.feed(20, first=100))
+    project.configure([{"name": "a", "url": server.url("/a")}, {"name": "b", "url": server.url("/b")}],
+                      http={"workers": 1})
+    real_write = archive._write_temp
     calls = 0
 
-    def fsync_until_full(fd: int) -> None:
+    def write_until_full(*args: Any, **kwargs: Any) -> Path:
         nonlocal calls
         calls += 1
-        if calls > 12:  # the probe, then some posts (file + folder each), then the disk is full
+        # Feed a: its sources, records and posts (63 files); then b's, until the disk is full.
+        if calls > 80:
             raise OSError(errno.ENOSPC, "No space left on device")
-        real_fsync(fd)
+        return real_write(*args, **kwargs)
 
-    monkeypatch.setattr(os, "fsync", fsync_until_full)
+    monkeypatch.setattr(archive, "_write_temp", write_until_full)
     assert project.run()[0] == 2
     assert "disk full" in capsys.readouterr().err
     written = project.posts()
-    assert 0 < len(written) < 20
+    assert len(written) == 20  # feed a's: whole, and named; none of b's half-named
     assert not [p for p in project.root.rglob("*") if p.name.endswith(".tmp")]
     monkeypatch.undo()
-    assert project.run()[0] == 0 and len(project.posts()) == 20
+    assert project.run()[0] == 0 and len(project.posts()) == 40
     assert all(project.posts()[path] == text for path, text in written.items())
 
 
