@@ -2,7 +2,7 @@
 
     fetch    url ─────────────► Response            (kept as a Document when a post is made of it)
     parse    Response.body ───► ParsedFeed(entries: Entry…)
-    decide   Entry + KnownPost ► Action          (pure: new / updated / unchanged)
+    decide   Entry + KnownPost ► Outcome         (pure: new / updated / unchanged)
     clean    Entry ───────────► Article          (safe, Hugo-faithful HTML)
     render   Article ─────────► the post's markdown text
     archive  Plan + Article ──► file on disk, KnownPost in the state (Archived)
@@ -126,13 +126,6 @@ class KnownPost:
     source_hash: str
     date: datetime
     lastmod: datetime
-
-
-class Action(enum.StrEnum):
-    NEW = "new"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-    OWNED_ELSEWHERE = "owned-elsewhere"
 
 
 @dataclass(frozen=True, slots=True)

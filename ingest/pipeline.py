@@ -25,7 +25,6 @@ from ingest.errors import ArchiveError, BlockedError, HTTPStatusError, IngestErr
 from ingest.fetch import RETRY_STATUSES, Fetcher
 from ingest.kept import Kept
 from ingest.models import (
-    Action,
     Archived,
     Document,
     Entry,
@@ -66,15 +65,14 @@ COMMIT_EVERY = 256
 FATAL = (ArchiveError, StateError)
 
 
-def decide(entry: Entry, known: KnownPost | None, feed: str) -> Action:
-    """Whether an entry needs writing, from what the state knows of its key."""
+def decide(entry: Entry, known: KnownPost | None, feed: str) -> Outcome:
+    """What archiving `entry` from `feed` would make of its post, from what the state knows
+    of its key: unchanged when the entry says what it said, or the post is another feed's."""
     if known is None:
-        return Action.NEW
-    if known.feed != feed:
-        return Action.OWNED_ELSEWHERE
-    if known.source_hash == entry.source_hash:
-        return Action.UNCHANGED
-    return Action.UPDATED
+        return Outcome.NEW
+    if known.feed != feed or known.source_hash == entry.source_hash:
+        return Outcome.UNCHANGED
+    return Outcome.UPDATED
 
 
 def post_date(entry: Entry, known: KnownPost | None, first_seen: datetime | None) -> datetime:
@@ -276,19 +274,19 @@ class Run:
                 job.results.append(EntryResult(entry.key, entry.title, Outcome.UNCHANGED, path, owner=name))
                 continue
             seen.add(entry.key)
-            action = decide(entry, known.get(entry.key), name)
-            if self.only_new and entry.key in known:
-                action = Action.UNCHANGED
-            if action in (Action.NEW, Action.UPDATED) and entry.key in self._claimed:
-                action = Action.OWNED_ELSEWHERE  # the same article twice in this run
-            if action in (Action.NEW, Action.UPDATED):
-                self._claimed[entry.key] = name
-                work.append((entry, known.get(entry.key)))
+            post = known.get(entry.key)
+            outcome = decide(entry, post, name)
+            owner = post.feed if post is not None and post.feed != name else None
+            if self.only_new and post is not None:
+                outcome, owner = Outcome.UNCHANGED, None
+            if outcome is not Outcome.UNCHANGED and entry.key in self._claimed:
+                # The same article twice in this run: the feed writing it owns it.
+                outcome, owner = Outcome.UNCHANGED, self._claimed[entry.key]
+            if outcome is Outcome.UNCHANGED:
+                job.results.append(EntryResult(entry.key, entry.title, outcome, path, owner=owner))
             else:
-                owner = None
-                if action is Action.OWNED_ELSEWHERE:  # the feed writing it in this run, else its owner
-                    owner = self._claimed.get(entry.key) or known[entry.key].feed
-                job.results.append(EntryResult(entry.key, entry.title, Outcome.UNCHANGED, path, owner=owner))
+                self._claimed[entry.key] = name
+                work.append((entry, post))
         if not work:
             return
         undated = [e.key for e, k in work if k is None and e.published is None and e.updated is None]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ingest.models import Action, Entry, KnownPost
+from ingest.models import Entry, KnownPost, Outcome
 from ingest.pipeline import decide
 from tests.conftest import DATA, SHARED, Project, front_matter, needs_shared
 from tests.loopback import Loopback
@@ -30,10 +30,10 @@ def known(feed: str = "a", source_hash: str = "h1") -> KnownPost:
 
 
 def test_decide() -> None:
-    assert decide(entry(), None, "a") is Action.NEW
-    assert decide(entry(), known(), "a") is Action.UNCHANGED
-    assert decide(entry("h2"), known(), "a") is Action.UPDATED
-    assert decide(entry("h2"), known(feed="b"), "a") is Action.OWNED_ELSEWHERE
+    assert decide(entry(), None, "a") is Outcome.NEW
+    assert decide(entry(), known(), "a") is Outcome.UNCHANGED
+    assert decide(entry("h2"), known(), "a") is Outcome.UPDATED
+    assert decide(entry("h2"), known(feed="b"), "a") is Outcome.UNCHANGED  # b's post: b updates it
 
 
 @needs_shared
