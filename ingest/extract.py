@@ -40,6 +40,7 @@ _CONTAINERS = ("div", "article", "section", "main", "td", "body")
 _CODE = ("script", "style")
 _CHROME = ("nav", "footer", "aside", "form")
 _WORD = re.compile(rf"[{HAN}]|[^\W_]+")
+_TOKEN = re.compile(r"[\s_-]+")
 _COVERAGE = 0.95  # the article's container must hold this share of what readability found
 
 
@@ -102,8 +103,9 @@ def extract_generic(html: str, url: str) -> PageArticle:
     for element in list(root.iter(*_CODE)):
         element.drop_tree()
     resolve_lazy_images(root)
-    located = Readability(lxml.html.tostring(root, encoding="unicode"), url=url).summary(html_partial=True)
-    container = _container_of(root, count_words(_text(located)))
+    page = lxml.html.tostring(root, encoding="unicode")
+    located = _text(Readability(page, url=url).summary(html_partial=True))
+    container = _container_of(root, count_words(located))
     if container is None:
         container = _densest(root)
     if container is None:
@@ -111,6 +113,7 @@ def extract_generic(html: str, url: str) -> PageArticle:
     for element in list(container.iter(*_CHROME)):
         if element is not container:
             element.drop_tree()
+    _prune(container, _shingles(located))
     inner = (container.text or "") + "".join(lxml.html.tostring(c, encoding="unicode") for c in container)
     return PageArticle(url=url, title=_title(root), html=inner, author=_meta(root, "author"),
                        published=_published(root), cover=_meta(root, "og:image"))
@@ -178,3 +181,106 @@ def _published(root: lxml.html.HtmlElement) -> datetime | None:
     except ValueError:
         return None
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+
+_BLOCKS = ("div", "section", "header", "p", "ul", "ol", "dl", "li", "dd", "dt", "span", "a",
+           "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "time", "small", "strong", "em", "b", "i",
+           "cite", "figcaption", "label", "button")
+_MEDIA = ("img", "picture", "video", "audio", "iframe", "table", "pre", "figure", "svg", "math")
+_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+# Class and id words of what surrounds a story on its page: its header block (kicker,
+# byline, dates, tags), and the boxes asking for something (paywall, donations, comments).
+_AROUND = frozenset({
+    "byline", "author", "authors", "meta", "info", "date", "dateline", "time", "timestamp",
+    "published", "updated", "kicker", "eyebrow", "tags", "tag", "topics", "categories", "category",
+    "paywall", "premium", "member", "members", "login", "register", "donate", "donation", "support",
+    "membership", "comments", "comment", "disqus", "disclaimer", "copyright", "reprint", "reprints",
+    "credit", "credits", "toolbar", "tools", "print", "bookmark", "save", "follow",
+})
+_EMBEDS = ("twitter-tweet", "instagram-media", "tiktok-embed")
+PROSE_RUNS = 10  # a sentence, not a caption or a line of a header
+SHINGLE = 3  # words in a run: two blocks sharing runs of three words share text, not just words
+
+
+def _tokens(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def _runs(tokens: list[str]) -> list[tuple[str, ...]]:
+    return [tuple(tokens[i:i + SHINGLE]) for i in range(len(tokens) - SHINGLE + 1)]
+
+
+def _shingles(text: str) -> set[tuple[str, ...]]:
+    return set(_runs(_tokens(text)))
+
+
+def _prune(container: lxml.html.HtmlElement, story: set[tuple[str, ...]]) -> None:
+    """Drop what surrounds the story inside its container (it is kept whole otherwise).
+
+    A block without media goes when it is named as a story's surroundings (byline,
+    dates, tags, paywall, comments) and is short or mostly links; or when it comes
+    before the story's first block (a header: kicker, byline, dates, share counts),
+    shares (almost) no run of words with what readability took for the story, and is
+    short or mostly links. After the story's first block, what readability left out
+    stays: it leaves out some lists and quotes that are the story's.
+    """
+    order = {element: i for i, element in enumerate(container.iter())}
+    size: dict[lxml.html.HtmlElement, int] = {}  # elements in each subtree, innermost first
+    for element in reversed(list(order)):
+        size[element] = 1 + sum(size.get(child, 0) for child in element)
+    # Where the story starts: its first block of prose (a headline is the header's).
+    first = next((order[e] for e in container.iter() if isinstance(e.tag, str)
+                  and e.tag not in _HEADINGS and _told(e, story)), len(order))
+    named, unshared = [], []
+    dropped: set[lxml.html.HtmlElement] = set()
+    for element in container.iter(*_BLOCKS):
+        if element is container or any(a in dropped or a.tag in _MEDIA for a in element.iterancestors()):
+            continue  # in a dropped block, or in code, a table, a figure: kept with it
+        tokens = _tokens(element.text_content())
+        if not tokens or next(element.iter(*_MEDIA), None) is not None or _embeds(element):
+            continue
+        links = sum(len(_tokens(a.text_content())) for a in element.iter("a"))
+        short, linked = len(tokens) < 40, links > 0.5 * len(tokens)
+        names = set(_TOKEN.split(element.get("class", "").lower()))  # ids are often the text's slug
+        if _AROUND & names and (short or linked):
+            named.append(element)
+            dropped.add(element)
+            continue
+        if order[element] + size[element] - 1 >= first or not (short or linked):
+            continue
+        # Before the story: a header's lines are links, dates and counts, or what readability
+        # did not take for the story.
+        if linked or _dated(tokens) or not story or _shared(element, story) < 0.2:
+            unshared.append((element, len(tokens)))
+            dropped.add(element)
+    # Readability may have found little of a story of an unusual shape (a list of links
+    # with notes): then what it did not find is no sign of chrome, and stays.
+    if sum(n for _, n in unshared) > 0.5 * len(_tokens(container.text_content())):
+        unshared = []
+    for element in [*named, *(e for e, _ in unshared)]:
+        element.drop_tree()
+
+
+def _told(element: lxml.html.HtmlElement, story: set[tuple[str, ...]]) -> bool:
+    """Whether the element's own text (not its children's) is prose of the story's."""
+    runs = _runs(_tokens((element.text or "") + "".join(child.tail or "" for child in element)))
+    return len(runs) >= PROSE_RUNS and sum(1 for r in runs if r in story) >= 0.5 * len(runs)
+
+
+def _dated(tokens: list[str]) -> bool:
+    """A line of a few words with a number in it: a date, a time, a count."""
+    return len(tokens) <= 12 and any(c.isdigit() for token in tokens for c in token)
+
+
+def _shared(element: lxml.html.HtmlElement, story: set[tuple[str, ...]]) -> float:
+    """The share of `element`'s runs of words that are runs of the story (1 when too short)."""
+    runs = _runs(_tokens(element.text_content()))
+    return sum(1 for r in runs if r in story) / len(runs) if runs else 1.0
+
+
+def _embeds(element: lxml.html.HtmlElement) -> bool:
+    """A tweet or a post quoted in the story (its blockquote, by the embed's own class)."""
+    return any(name in (q.get("class") or "") for q in element.iter("blockquote") for name in _EMBEDS)
+
+

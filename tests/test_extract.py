@@ -128,3 +128,40 @@ def test_generic_extraction_keeps_corpus_articles_whole_in_any_chrome() -> None:
                 assert not [c for c in CHROME_TEXT if c in out and c not in article], (title, style)
     assert min(recalls) > 0.9 and sum(recalls) / len(recalls) > 0.99
     assert sum(images) / len(images) > 0.98
+
+
+STORY = [
+    "The harbour authority opened the new ferry terminal on Monday after three years of building work.",
+    "Commuters who used to wait in the rain now have a hall with seats, screens and a small cafe inside.",
+    "The operator says crossings will run every twenty minutes at peak times, twice as often as before.",
+    "Local shops near the old pier worry that fewer people will walk past their windows each morning.",
+    "The city council promised a market on the old pier next spring to keep the street busy and lively.",
+    "Engineers had to rebuild the sea wall first, which took longer than planned after two winter storms.",
+]
+
+
+def test_what_surrounds_a_story_goes_and_the_story_stays() -> None:
+    paragraphs = "".join(f"<p>{text}</p>" for text in STORY)
+    page = f"""<html><head><title>Ferry terminal opens</title></head><body>
+    <div class="page"><div class="main">
+      <div class="article-kicker">Transport</div>
+      <h1>Ferry terminal opens after three years</h1>
+      <div class="byline">By <a href="/staff/jo">Jo Smith</a>, Harbour reporter</div>
+      <div class="article-date">Updated 12 March 2026, 09:30</div>
+      <div class="counts"><a href="/share/fb">Share 1.2k</a> <a href="/share/x">Post 340</a></div>
+      {paragraphs[:len(paragraphs) // 2]}
+      <ul><li><a href="/a">Route map</a></li><li><a href="/b">Timetable</a></li></ul>
+      <table><tr><td>Weekdays</td><td>every 20 minutes</td></tr></table>
+      <blockquote class="twitter-tweet"><p>Queues already at the new terminal this morning</p>
+        <a href="https://twitter.com/x/status/1">March 12, 2026</a></blockquote>
+      <p><img src="/terminal.jpg" alt="The new hall"></p>
+      {paragraphs[len(paragraphs) // 2:]}
+      <div class="paywall">Subscribe to keep reading our harbour coverage, from 1 euro a month.</div>
+      <div class="comments">12 comments. Log in to join the conversation.</div>
+    </div></div></body></html>"""
+    out = clean_html(extract_generic(page, "https://news.example/ferry").html, "https://news.example/ferry")
+    for text in [*STORY, "Route map", "Timetable", "every 20 minutes", "Queues already at the new terminal"]:
+        assert text in out
+    assert 'src="https://news.example/terminal.jpg"' in out
+    for chrome in ("Transport", "Jo Smith", "Updated 12 March", "Share 1.2k", "Subscribe to keep", "comments"):
+        assert chrome not in out, chrome
