@@ -37,9 +37,10 @@ INCOMPLETE = "-incomplete"
 class Archiver:
     def __init__(self, config: Config, state_path: Path, fetcher: HTTP,
                  clock: Callable[[], datetime], *, kept: Kept | None = None,
-                 strict_pages: bool = False) -> None:
+                 strict_pages: bool = False, dry_run: bool = False) -> None:
         self._config = config
         self._kept = kept
+        self._dry_run = dry_run
         self._clock = clock
         self._strict_pages = strict_pages
         self._static = StaticKeys(config.front_matter)
@@ -47,7 +48,7 @@ class Archiver:
                             max_bytes=config.http.max_page_bytes)
         self._cache = WorkerCache(state_path)
         self._images = ImageStore(fetcher, config.archive_dir, self._cache,
-                                  max_bytes=config.http.max_image_bytes)
+                                  max_bytes=config.http.max_image_bytes, dry_run=dry_run)
         self._llm = LLMSummarizer(fetcher, config.summary_llm, self._cache, clock) \
             if config.summary_llm else None
 
@@ -55,10 +56,9 @@ class Archiver:
         self._images.close()
         self._cache.close()
 
-    def archive(self, job: Plan, settings: FeedSettings, stage: Stage, *,
-                write: bool = True) -> Archived:
+    def archive(self, job: Plan, settings: FeedSettings, stage: Stage) -> Archived:
         """Stage the post of `job` (images are written first); what became of it (or would,
-        unless `write`). The post is on disk once `stage` is committed."""
+        on a dry run). The post is on disk once `stage` is committed."""
         article = build_article(job.entry, settings, job.known, job.date, self._pages, self._llm,
                                 self._clock, strict_pages=self._strict_pages)
         images: list[ImageOutcome] = []
@@ -76,12 +76,12 @@ class Archiver:
                 replace(article, lastmod=job.known.lastmod), self._static)):
             # Nothing shown changed (a page still blocked, a field we do not render): no churn.
             post = replace(job.known, source_hash=article.source_hash)
-            if write and not job.rebuild and self._kept and not self._kept.has_record(job.path):
+            if not self._dry_run and not job.rebuild and self._kept and not self._kept.has_record(job.path):
                 self._keep(job, article, post, stage)
             return Archived(post, Outcome.UNCHANGED, article.partial, tuple(images), article.note)
         post = KnownPost(key=article.key, feed=settings.feed.name, path=job.path,
                          source_hash=article.source_hash, date=article.date, lastmod=article.lastmod)
-        if write:
+        if not self._dry_run:
             if self._kept and not job.rebuild:
                 self._keep(job, article, post, stage)
             stage.write(target, render_post(article, self._static).encode())

@@ -140,8 +140,9 @@ class ImageStore:
     """Archives a run's images: each URL fetched at most once, from any worker thread."""
 
     def __init__(self, fetcher: HTTP, archive_dir: Path, cache: WorkerCache, *,
-                 max_bytes: int, workers: int = 4) -> None:
+                 max_bytes: int, workers: int = 4, dry_run: bool = False) -> None:
         self._fetcher = fetcher
+        self._dry_run = dry_run  # say what a post's images would be, write none
         self._archive = archive_dir
         self._cache = cache
         self._max_bytes = max_bytes
@@ -191,8 +192,10 @@ class ImageStore:
             known = self._archived.get(url) or self._from_cache(url)
             if isinstance(known, ImageOutcome):
                 return known
-            if known is not None and _copy(self._archive / known[1] / known[0], target / known[0]):
-                return self._remember(url, known[0], folder)
+            if known is not None:
+                source = self._archive / known[1] / known[0]
+                if source.is_file() if self._dry_run else _copy(source, target / known[0]):
+                    return self._remember(url, known[0], folder)
             return self._download(url, folder, stem, article_url, budget)
 
     def _from_cache(self, url: str) -> tuple[str, str] | ImageOutcome | None:

@@ -116,7 +116,8 @@ class Rebuild:
                 tally.without.append((path, str(exc)))
         pages = {ref.asked: ref for r in records.values() for ref in (r.page, r.entry)
                  if ref is not None and ref.kind == "page"}
-        archiver = Archiver(self.config, self.state.path, Replay(self.kept, pages), self.clock)
+        archiver = Archiver(self.config, self.state.path, Replay(self.kept, pages), self.clock,
+                            dry_run=dry_run)
         stage, written = archive.Stage(), []
         try:
             for record in records.values():
@@ -154,7 +155,7 @@ class Rebuild:
         try:
             entry = self._entry(record)
             plan = Plan(entry, post, post.date, post.path, rebuild=True)
-            done = archiver.archive(plan, self._settings(record), stage, write=not dry_run)
+            done = archiver.archive(plan, self._settings(record), stage)
         except SourceError as exc:
             tally.without.append((post.path, str(exc)))
             return None

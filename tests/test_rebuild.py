@@ -86,6 +86,9 @@ def test_rebuild_brings_back_every_post_byte_for_byte_offline(project: Project, 
     assert re.search(r"sources: \d+ documents kept \(\d+ KB compressed\)", out)
 
     delete_posts(project)  # and the server is gone: nothing can be fetched
+    before = project.snapshot()
+    code, out = project.run("rebuild", "--dry-run")
+    assert code == 0 and f"{len(posts)} would be restored" in out and project.snapshot() == before
     code, out = project.run("rebuild")
     assert code == 0, out
     assert posts_bytes(project) == posts and images(project) == pictures
