@@ -5,7 +5,6 @@ private addresses. One run over all of them, as cron would start it."""
 from __future__ import annotations
 
 import re
-import resource
 import socket
 import subprocess
 import sys
