@@ -93,6 +93,7 @@ _CHROME_NAMES = frozenset({
     "sponsored", "promo", "breadcrumb", "breadcrumbs", "pagination", "pager",
 })
 _TOKEN = re.compile(r"[\s_-]+")
+_EMBEDS = ("twitter-tweet", "instagram-media", "tiktok-embed")
 _WRAPPERS = ("div", "p", "span", "section", "figure", "center", "font", "b", "strong", "i", "em")
 _LAZY_SRC = ("data-src", "data-original", "data-actualsrc", "data-lazy-src", "data-lazyload")
 _STYLE_DANGER = re.compile(r"expression|javascript:|vbscript:|url\s*\(|behavior|binding|@import",
@@ -174,7 +175,7 @@ def prune_chrome(root: lxml.html.HtmlElement) -> None:
         if not named or element is root or element.getparent() is None:
             continue
         names = _TOKEN.split(f"{element.get('class', '')} {element.get('id', '')}".lower())
-        if _CHROME_NAMES.intersection(names) and _is_chrome_sized(element):
+        if _CHROME_NAMES.intersection(names) and _is_chrome_sized(element) and not embeds(element):
             element.drop_tree()
     # Innermost first: a wrapper whose own wrappers were dropped is empty when nothing is
     # left in it at all, no element and no text (an O(1) test, not a walk of its subtree).
@@ -182,6 +183,13 @@ def prune_chrome(root: lxml.html.HtmlElement) -> None:
         if (element is not root and len(element) == 0 and not (element.text or "").strip()
                 and element.get("id") is None and element.get("name") is None):
             element.drop_tag()  # keeps the whitespace it held: <b> </b> separates two words
+
+
+def embeds(element: lxml.html.HtmlElement) -> bool:
+    """Whether `element` holds a post quoted in the story: a tweet, an Instagram or TikTok post
+    (their blockquote, by the embed's own class; its wrapper is often classed "social")."""
+    return any(name in (quote.get("class") or "") for quote in element.iter("blockquote")
+               for name in _EMBEDS)
 
 
 def _is_chrome_sized(element: lxml.html.HtmlElement) -> bool:

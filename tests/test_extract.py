@@ -152,10 +152,14 @@ def test_what_surrounds_a_story_goes_and_the_story_stays() -> None:
       {paragraphs[:len(paragraphs) // 2]}
       <ul><li><a href="/a">Route map</a></li><li><a href="/b">Timetable</a></li></ul>
       <table><tr><td>Weekdays</td><td>every 20 minutes</td></tr></table>
-      <blockquote class="twitter-tweet"><p>Queues already at the new terminal this morning</p>
-        <a href="https://twitter.com/x/status/1">March 12, 2026</a></blockquote>
-      <p><img src="/terminal.jpg" alt="The new hall"></p>
+      <div class="social-embed"><blockquote class="twitter-tweet">
+        <p>Queues already at the new terminal this morning</p>
+        <a href="https://twitter.com/x/status/1">March 12, 2026</a></blockquote></div>
+      <figure><img src="/terminal.jpg" alt="The new hall">
+        <figcaption>The new hall. Photo: Harbour Authority</figcaption></figure>
       {paragraphs[len(paragraphs) // 2:]}
+      <div class="x9f"><h3>More from Harbour</h3><ul><li><a href="/1">Tide tables for April</a></li>
+        <li><a href="/2">A new lighthouse keeper</a></li><li><a href="/3">Boat show dates</a></li></ul></div>
       <div class="paywall">Subscribe to keep reading our harbour coverage, from 1 euro a month.</div>
       <div class="comments">12 comments. Log in to join the conversation.</div>
     </div></div></body></html>"""
@@ -163,5 +167,6 @@ def test_what_surrounds_a_story_goes_and_the_story_stays() -> None:
     for text in [*STORY, "Route map", "Timetable", "every 20 minutes", "Queues already at the new terminal"]:
         assert text in out
     assert 'src="https://news.example/terminal.jpg"' in out
-    for chrome in ("Transport", "Jo Smith", "Updated 12 March", "Share 1.2k", "Subscribe to", "comments"):
+    for chrome in ("Transport", "Jo Smith", "Updated 12 March", "Share 1.2k", "Subscribe to", "comments",
+                   "Photo: Harbour", "More from Harbour", "Tide tables"):
         assert chrome not in out, chrome
