@@ -124,8 +124,18 @@ def _container_of(root: lxml.html.HtmlElement, found: Counter[str]) -> lxml.html
     total = sum(found.values())
     if not total:
         return None
+    # Words an element holds, counted text node by text node from the innermost out: one
+    # pass, where counting each element's text would read the page once an element. As
+    # many or more than in its text (two nodes may join into one word): an element with
+    # fewer than the coverage needs is passed over, and only the few left are counted.
+    held: dict[lxml.html.HtmlElement, int] = {}
+    for element in reversed(list(root.iter())):
+        own = len(_WORD.findall(element.text or "")) if isinstance(element.tag, str) else 0
+        held[element] = own + sum(held[child] + len(_WORD.findall(child.tail or "")) for child in element)
     best, best_size = None, None
     for element in root.iter(*_CONTAINERS):
+        if held[element] < _COVERAGE * total:
+            continue
         words = count_words(element.text_content())
         size = sum(words.values())
         if best_size is not None and size >= best_size:
