@@ -158,6 +158,7 @@ def test_what_surrounds_a_story_goes_and_the_story_stays() -> None:
       <figure><img src="/terminal.jpg" alt="The new hall">
         <figcaption>The new hall. Photo: Harbour Authority</figcaption></figure>
       {paragraphs[len(paragraphs) // 2:]}
+      <div class="k2"><img src="/pier.jpg"><span>The old pier at dawn, by A. Lens</span></div>
       <div class="x9f"><h3>More from Harbour</h3><ul><li><a href="/1">Tide tables for April</a></li>
         <li><a href="/2">A new lighthouse keeper</a></li><li><a href="/3">Boat show dates</a></li></ul></div>
       <div class="paywall">Subscribe to keep reading our harbour coverage, from 1 euro a month.</div>
@@ -166,7 +167,7 @@ def test_what_surrounds_a_story_goes_and_the_story_stays() -> None:
     out = clean_html(extract_generic(page, "https://news.example/ferry").html, "https://news.example/ferry")
     for text in [*STORY, "Route map", "Timetable", "every 20 minutes", "Queues already at the new terminal"]:
         assert text in out
-    assert 'src="https://news.example/terminal.jpg"' in out
+    assert 'src="https://news.example/terminal.jpg"' in out and 'src="https://news.example/pier.jpg"' in out
     for chrome in ("Transport", "Jo Smith", "Updated 12 March", "Share 1.2k", "Subscribe to", "comments",
-                   "Photo: Harbour", "More from Harbour", "Tide tables"):
+                   "Photo: Harbour", "A. Lens", "More from Harbour", "Tide tables"):
         assert chrome not in out, chrome
