@@ -162,6 +162,7 @@ def test_what_surrounds_a_story_goes_and_the_story_stays() -> None:
       <div class="x9f"><h3>More from Harbour</h3><ul><li><a href="/1">Tide tables for April</a></li>
         <li><a href="/2">A new lighthouse keeper</a></li><li><a href="/3">Boat show dates</a></li></ul></div>
       <div class="paywall">Subscribe to keep reading our harbour coverage, from 1 euro a month.</div>
+      <div class="support-box"><img src="/qr.png"><p>Keep the newsroom going</p><a href="/give">Give</a></div>
       <div class="comments">12 comments. Log in to join the conversation.</div>
     </div></div></body></html>"""
     out = clean_html(extract_generic(page, "https://news.example/ferry").html, "https://news.example/ferry")
@@ -169,5 +170,5 @@ def test_what_surrounds_a_story_goes_and_the_story_stays() -> None:
         assert text in out
     assert 'src="https://news.example/terminal.jpg"' in out and 'src="https://news.example/pier.jpg"' in out
     for chrome in ("Transport", "Jo Smith", "Updated 12 March", "Share 1.2k", "Subscribe to", "comments",
-                   "Photo: Harbour", "A. Lens", "More from Harbour", "Tide tables"):
+                   "Photo: Harbour", "A. Lens", "More from Harbour", "Tide tables", "newsroom", "qr.png"):
         assert chrome not in out, chrome
