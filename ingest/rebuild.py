@@ -90,8 +90,8 @@ class Rebuild:
         self.clock = clock
         self._parsed: OrderedDict[str, tuple[Entry, ...]] = OrderedDict()
 
-    def select(self, paths: Iterable[Path], feed: str | None) -> list[str]:
-        """The posts to rebuild: those under `paths` (all when none), of `feed` if given.
+    def select(self, paths: Iterable[Path]) -> list[str]:
+        """The posts under `paths` (all when none).
 
         Posts come from the records and from the archive, so that a post whose
         index.md is gone is restored, and one without a record is reported.
@@ -100,20 +100,24 @@ class Rebuild:
             p.relative_to(self.config.archive_dir).as_posix()
             for p in self.config.archive_dir.glob("*/*/*/*/index.md")}
         roots = [_inside(self.config.archive_dir, p) for p in paths]
-        chosen = sorted(p for p in everything
-                        if not roots or any((self.config.archive_dir / p).is_relative_to(r) for r in roots))
-        if feed is None:
-            return chosen
-        return [p for p in chosen if self._feed_of(p) == feed]
+        return sorted(p for p in everything
+                      if not roots or any((self.config.archive_dir / p).is_relative_to(r) for r in roots))
 
-    def run(self, posts: list[str], *, dry_run: bool = False, out: TextIO) -> Tally:
+    def run(self, posts: list[str], *, feed: str | None = None, dry_run: bool = False,
+            out: TextIO) -> Tally:
+        """Rebuild `posts` (those of `feed` only, if given); what became of them."""
         tally = Tally()
         records: dict[str, PostRecord] = {}
         for path in posts:
             try:
-                records[path] = self.kept.load(path)
+                record = self.kept.load(path)
             except SourceError as exc:
-                tally.without.append((path, str(exc)))
+                known = archive.read_post(self.config.archive_dir / path, path) if feed else None
+                if feed is None or (known is not None and known.feed == feed):
+                    tally.without.append((path, str(exc)))
+                continue
+            if feed is None or record.post.feed == feed:
+                records[path] = record
         pages = {ref.asked: ref for r in records.values() for ref in (r.page, r.entry)
                  if ref is not None and ref.kind == "page"}
         archiver = Archiver(self.config, self.state.path, Replay(self.kept, pages), self.clock,
@@ -213,14 +217,6 @@ class Rebuild:
         settings = self.config.for_feed(feed or Feed.model_construct(name=name, url=record.entry.asked))
         by_kind = FULL_CONTENT_BY_KIND.get(record.entry.kind)
         return settings.model_copy(update={"full_content": by_kind}) if by_kind else settings
-
-    def _feed_of(self, path: str) -> str | None:
-        try:
-            return self.kept.load(path).post.feed
-        except SourceError:
-            known = archive.read_post(self.config.archive_dir / path, path)
-            return known.feed if known else None
-
 
 def summary(tally: Tally, *, dry_run: bool) -> str:
     would = "would be " if dry_run else ""
