@@ -6,7 +6,7 @@ only *locates* the article, and the smallest element of the page that holds
 what it found is kept whole, minus navigation, forms, asides and footers, and
 minus what surrounds the story in it (`_prune`); the cleaner then drops share
 bars, related lists and ads. Measured in README ("Full articles"): on real pages
-(python -m bench.realpages) precision 0.929 and recall 0.993, where readability's
+(python -m bench.realpages) precision 0.932 and recall 0.993, where readability's
 own output has 0.926 / 0.992 and trafilatura's 0.884 / 0.995; on pages built from
 the corpus (python -m bench.extractors) it keeps the most of an article's images,
 headings, lists, tables, code and links.
@@ -220,6 +220,8 @@ _RAIL = re.compile(r"(?:related|more (?:from|on|stories|news)|read (?:more|next|
                    r"|lea también|relacionad|lire aussi|à lire|lesen sie auch|mehr zum thema|читайте также)",
                    re.IGNORECASE)
 PROSE_RUNS = 10  # a sentence, not a caption or a line of a header
+SHORT = 40  # words: a line of a header, a box's few words, not a paragraph of the story
+CAPTION = 80  # words: a caption may run to a few sentences
 SHINGLE = 3  # words in a run: two blocks sharing runs of three words share text, not just words
 
 
@@ -262,13 +264,13 @@ def _prune(container: lxml.html.HtmlElement, story: set[tuple[str, ...]]) -> Non
         if not tokens or embeds(element):
             continue
         links = sum(len(_tokens(a.text_content())) for a in element.iter("a"))
-        short, linked = len(tokens) < 40, links > 0.5 * len(tokens)
+        short, linked = len(tokens) < SHORT, links > 0.5 * len(tokens)
         if next(element.iter(*_MEDIA), None) is not None:
             if _ASKING & _class_words(element) and (short or linked):
                 named.append(element)
                 dropped.add(element)
             continue
-        if _surrounds(element, text, short, linked):
+        if _surrounds(element, text, len(tokens), linked):
             named.append(element)
             dropped.add(element)
             continue
@@ -287,13 +289,15 @@ def _prune(container: lxml.html.HtmlElement, story: set[tuple[str, ...]]) -> Non
         element.drop_tree()
 
 
-def _surrounds(element: lxml.html.HtmlElement, text: str, short: bool, linked: bool) -> bool:
+def _surrounds(element: lxml.html.HtmlElement, text: str, tokens: int, linked: bool) -> bool:
     """Whether a block is what surrounds a story, wherever it stands: a short block named
-    so (byline, dates, tags, caption, paywall, comments), or a rail of links titled as one.
+    so (byline, dates, tags, caption, paywall, comments), an image's caption (a few
+    sentences at most), or a rail of links titled as one.
     (Boxes asking for a subscription, told by their words, take as many lines of stories
     that mention one: measured, they are left to their names.)"""
-    named = (_AROUND | _ASKING) & _class_words(element)
-    if (named or element.tag == "figcaption" or _captions_an_image(element)) and (short or linked):
+    if (_AROUND | _ASKING) & _class_words(element) and (tokens < SHORT or linked):
+        return True
+    if (element.tag == "figcaption" or _captions_an_image(element)) and tokens < CAPTION:
         return True
     return linked and bool(_RAIL.match(" ".join(text.split())[:40]))
 
