@@ -105,7 +105,8 @@ def rebuild(config: Config, args: argparse.Namespace, clock: Clock, out: TextIO)
     try:
         recover(state, config.archive_dir)
         job = Rebuild(config, state, Kept(config.kept_sources), clock)
-        tally = job.run(job.select(args.paths), feed=args.feed, dry_run=args.dry_run, out=out)
+        tally = job.run(job.select(args.paths), feed=args.feed, dry_run=args.dry_run,
+                        verbose=args.verbose > 0, out=out)
     finally:
         state.close()
     if args.verbose:

@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 PARSED = 8
 # Posts named, and recorded in the state, at a time (see archive.Stage).
 BATCH = 100
+# Posts listed of each kind of problem, unless -v.
+LISTED = 20
 # How backfill chose its content, by where its entries came from (ingest.backfill).
 FULL_CONTENT_BY_KIND = {"36kr-flow": "always", "page": "never"}
 
@@ -104,7 +106,7 @@ class Rebuild:
                       if not roots or any((self.config.archive_dir / p).is_relative_to(r) for r in roots))
 
     def run(self, posts: list[str], *, feed: str | None = None, dry_run: bool = False,
-            out: TextIO) -> Tally:
+            verbose: bool = False, out: TextIO) -> Tally:
         """Rebuild `posts` (those of `feed` only, if given); what became of them."""
         tally = Tally()
         records: dict[str, PostRecord] = {}
@@ -134,10 +136,13 @@ class Rebuild:
         finally:
             stage.discard()
             archiver.close()
-        for path, why in tally.without:
-            print(f"- {path}: {why}; left as it is", file=out)
-        for path, why in tally.failed:
-            print(f"! {path}: {why}; left as it is", file=out)
+        for mark, problems in (("-", tally.without), ("!", tally.failed)):
+            shown = problems if verbose else problems[:LISTED]
+            for path, why in shown:
+                print(f"{mark} {path}: {why}; left as it is", file=out)
+            if len(problems) > len(shown):  # an archive older than its sources: thousands
+                print(f"{mark} … and {len(problems) - len(shown)} more like these (-v lists them all)",
+                      file=out)
         return tally
 
     def _commit(self, stage: archive.Stage, written: list[KnownPost]) -> None:

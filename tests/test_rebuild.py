@@ -300,3 +300,15 @@ def test_changed_front_matter_is_rendered_and_the_dates_stay(project: Project, s
         old_meta, old_body = front_matter(posts[path])
         assert meta["author"] == ["someone else"] and "tags" not in meta and body == old_body
         assert (meta["date"], meta["lastmod"]) == (old_meta["date"], old_meta["lastmod"])
+
+
+def test_posts_older_than_their_sources_are_counted_not_each_listed(project: Project,
+                                                                    server: Loopback) -> None:
+    server.route("/feed", feedgen.feed(30))
+    project.configure([{"name": "36kr", "url": server.url("/feed")}], keep_sources=False)
+    assert project.run()[0] == 0
+    project.configure([{"name": "36kr", "url": server.url("/feed")}])
+    code, out = project.run("rebuild")
+    assert code == 1 and out.count("no sources kept") == 20
+    assert "- … and 10 more like these (-v lists them all)" in out and "30 without sources" in out
+    assert project.run("rebuild", "-v")[1].count("no sources kept") == 30
