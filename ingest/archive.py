@@ -208,12 +208,17 @@ def check_writable(archive_dir: Path) -> None:
         raise ArchiveError(_describe_os_error(archive_dir, exc)) from exc
 
 
+def clear_temps(folder: Path) -> None:
+    """Remove the temp files a killed writer left in a post's folder (never named, never read)."""
+    for temp in folder.glob(f".*{TEMP_SUFFIX}"):
+        temp.unlink(missing_ok=True)
+
+
 def recover_post(archive_dir: Path, path: str) -> KnownPost | None:
     """After a killed run: clean the post's folder of temp files; the post, if it is whole."""
     target = archive_dir / path
     folder = target.parent
-    for temp in folder.glob(f".*{TEMP_SUFFIX}"):
-        temp.unlink(missing_ok=True)
+    clear_temps(folder)
     if target.exists():
         return read_post(target, path)
     if folder.is_dir() and not any(folder.iterdir()):

@@ -76,21 +76,23 @@ class Archiver:
                 replace(article, lastmod=job.known.lastmod), self._static)):
             # Nothing shown changed (a page still blocked, a field we do not render): no churn.
             post = replace(job.known, source_hash=article.source_hash)
-            if not self._dry_run and not job.rebuild and self._kept and not self._kept.has_record(job.path):
-                self._keep(job, article, post, stage)
+            self._keep(job, article, post, stage, unless_recorded=True)
             return Archived(post, Outcome.UNCHANGED, article.partial, tuple(images), article.note)
         post = KnownPost(key=article.key, feed=settings.feed.name, path=job.path,
                          source_hash=article.source_hash, date=article.date, lastmod=article.lastmod)
+        self._keep(job, article, post, stage)
         if not self._dry_run:
-            if self._kept and not job.rebuild:
-                self._keep(job, article, post, stage)
             stage.write(target, render_post(article, self._static).encode())
         outcome = Outcome.UPDATED if job.known else Outcome.NEW
         return Archived(post, outcome, article.partial, tuple(images), article.note)
 
-    def _keep(self, job: Plan, article: Article, post: KnownPost, stage: Stage) -> None:
-        """The post's sources and record: never a post that cannot be made again."""
-        if self._kept is None or job.origin is None:
+    def _keep(self, job: Plan, article: Article, post: KnownPost, stage: Stage, *,
+              unless_recorded: bool = False) -> None:
+        """The post's sources and record: never a post that cannot be made again. A rebuild
+        (or a dry run) keeps nothing: its sources are those kept."""
+        if self._kept is None or job.origin is None or job.rebuild or self._dry_run:
+            return
+        if unless_recorded and self._kept.has_record(job.path):
             return
         entry = self._kept.keep(job.origin, stage)
         page = self._kept.keep(article.page, stage) if article.page else None

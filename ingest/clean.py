@@ -174,8 +174,8 @@ def prune_chrome(root: lxml.html.HtmlElement) -> None:
         named = element.get("class") or element.get("id") if isinstance(element.tag, str) else None
         if not named or element is root or element.getparent() is None:
             continue
-        names = _TOKEN.split(f"{element.get('class', '')} {element.get('id', '')}".lower())
-        if _CHROME_NAMES.intersection(names) and _is_chrome_sized(element) and not embeds(element):
+        names = name_words(f"{element.get('class', '')} {element.get('id', '')}")
+        if _CHROME_NAMES & names and _is_chrome_sized(element) and not embeds(element):
             element.drop_tree()
     # Innermost first: a wrapper whose own wrappers were dropped is empty when nothing is
     # left in it at all, no element and no text (an O(1) test, not a walk of its subtree).
@@ -183,6 +183,11 @@ def prune_chrome(root: lxml.html.HtmlElement) -> None:
         if (element is not root and len(element) == 0 and not (element.text or "").strip()
                 and element.get("id") is None and element.get("name") is None):
             element.drop_tag()  # keeps the whitespace it held: <b> </b> separates two words
+
+
+def name_words(names: str) -> set[str]:
+    """The words of class names or ids: `share-bar post_meta` → share, bar, post, meta."""
+    return set(_TOKEN.split(names.lower()))
 
 
 def embeds(element: lxml.html.HtmlElement) -> bool:

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import lxml.html
 
 from ingest import sniff
-from ingest.clean import embeds, parse_document, resolve_lazy_images
+from ingest.clean import embeds, name_words, parse_document, resolve_lazy_images
 from ingest.errors import BlockedError, ExtractError
 from ingest.fetch import HTTP
 from ingest.models import Document, PageArticle
@@ -40,7 +40,6 @@ _CONTAINERS = ("div", "article", "section", "main", "td", "body")
 _CODE = ("script", "style")
 _CHROME = ("nav", "footer", "aside", "form")
 _WORD = re.compile(rf"[{HAN}]|[^\W_]+")
-_TOKEN = re.compile(r"[\s_-]+")
 _COVERAGE = 0.95  # the article's container must hold this share of what readability found
 
 
@@ -157,7 +156,7 @@ def _densest(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
 
 def count_words(text: str) -> Counter[str]:
     """Words (a CJK character each) and how often they occur."""
-    return Counter(w.lower() for w in _WORD.findall(text))
+    return Counter(_tokens(text))
 
 
 def _text(fragment: str) -> str:
@@ -191,7 +190,6 @@ def _published(root: lxml.html.HtmlElement) -> datetime | None:
     except ValueError:
         return None
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
 
 
 _BLOCKS = ("div", "section", "header", "p", "ul", "ol", "dl", "li", "dd", "dt", "span", "a",
@@ -278,7 +276,7 @@ def _prune(container: lxml.html.HtmlElement, story: set[tuple[str, ...]]) -> Non
             continue
         # Before the story: a header's lines are links, dates and counts, or what readability
         # did not take for the story.
-        if linked or _dated(tokens) or not story or _shared(element, story) < 0.2:
+        if linked or _dated(tokens) or not story or _shared(tokens, story) < 0.2:
             unshared.append((element, len(tokens)))
             dropped.add(element)
     # Readability may have found little of a story of an unusual shape (a list of links
@@ -304,7 +302,7 @@ def _surrounds(element: lxml.html.HtmlElement, text: str, tokens: int, linked: b
 
 def _class_words(element: lxml.html.HtmlElement) -> set[str]:
     """The words of an element's class (not of its id: ids are often the slug of its text)."""
-    return set(_TOKEN.split(element.get("class", "").lower()))
+    return name_words(element.get("class", ""))
 
 
 def _captions_an_image(element: lxml.html.HtmlElement) -> bool:
@@ -332,9 +330,9 @@ def _dated(tokens: list[str]) -> bool:
     return len(tokens) <= 12 and any(c.isdigit() for token in tokens for c in token)
 
 
-def _shared(element: lxml.html.HtmlElement, story: set[tuple[str, ...]]) -> float:
-    """The share of `element`'s runs of words that are runs of the story (1 when too short)."""
-    runs = _runs(_tokens(element.text_content()))
+def _shared(tokens: list[str], story: set[tuple[str, ...]]) -> float:
+    """The share of a block's runs of words that are runs of the story (1 when too short)."""
+    runs = _runs(tokens)
     return sum(1 for r in runs if r in story) / len(runs) if runs else 1.0
 
 

@@ -159,8 +159,7 @@ class Rebuild:
         post = record.post
         target = self.config.archive_dir / post.path
         existed = target.is_file()
-        for temp in target.parent.glob(f".*{archive.TEMP_SUFFIX}"):  # a killed rebuild's
-            temp.unlink(missing_ok=True)
+        archive.clear_temps(target.parent)  # a killed rebuild's: it keeps no journal
         try:
             entry = self._entry(record)
             plan = Plan(entry, post, post.date, post.path, rebuild=True)
@@ -222,6 +221,7 @@ class Rebuild:
         settings = self.config.for_feed(feed or Feed.model_construct(name=name, url=record.entry.asked))
         by_kind = FULL_CONTENT_BY_KIND.get(record.entry.kind)
         return settings.model_copy(update={"full_content": by_kind}) if by_kind else settings
+
 
 def summary(tally: Tally, *, dry_run: bool) -> str:
     would = "would be " if dry_run else ""
