@@ -93,6 +93,10 @@ _CHROME_NAMES = frozenset({
     "sponsored", "promo", "breadcrumb", "breadcrumbs", "pagination", "pager",
 })
 _TOKEN = re.compile(r"[\s_-]+")
+_CAMEL_CASE = re.compile(r"[a-z]+(?:[A-Z][a-z]+)+")
+_CAMEL_WORD = re.compile(r"[A-Z]?[a-z]+")
+_PARTS = ("bar", "box", "tools", "links", "buttons", "button", "widget", "wrap", "wrapper", "area",
+          "block", "list", "panel", "container")
 _EMBEDS = ("twitter-tweet", "instagram-media", "tiktok-embed")
 _WRAPPERS = ("div", "p", "span", "section", "figure", "center", "font", "b", "strong", "i", "em")
 _LAZY_SRC = ("data-src", "data-original", "data-actualsrc", "data-lazy-src", "data-lazyload")
@@ -186,8 +190,17 @@ def prune_chrome(root: lxml.html.HtmlElement) -> None:
 
 
 def name_words(names: str) -> set[str]:
-    """The words of class names or ids: `share-bar post_meta` → share, bar, post, meta."""
-    return set(_TOKEN.split(names.lower()))
+    """The words of class names or ids: `share-bar post_meta captionText` → share, bar, post,
+    meta, caption, text."""
+    words: set[str] = set()
+    for name in _TOKEN.split(names):
+        # camelCase is split only when it is words (a capital, then small letters): a hash
+        # such as "CsDsdfY11osb" is no sentence.
+        words.update(_CAMEL_WORD.findall(name) if _CAMEL_CASE.fullmatch(name) else [name])
+    words = {word.lower() for word in words}
+    # A name run together with what it is, "sharebar", "commentbox", is its first word too.
+    return words | {word[:-len(end)] for word in words for end in _PARTS
+                    if word.endswith(end) and len(word) - len(end) >= 3}
 
 
 def embeds(element: lxml.html.HtmlElement) -> bool:

@@ -32,14 +32,14 @@ from ingest.clean import embeds, name_words, parse_document, resolve_lazy_images
 from ingest.errors import BlockedError, ExtractError
 from ingest.fetch import HTTP
 from ingest.models import Document, PageArticle
-from ingest.scripts import HAN
+from ingest.scripts import HAN, MARKS
 from ingest.sources import kr36
 
 PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 _CONTAINERS = ("div", "article", "section", "main", "td", "body")
 _CODE = ("script", "style")
 _CHROME = ("nav", "footer", "aside", "form")
-_WORD = re.compile(rf"[{HAN}]|[^\W_]+")
+_WORD = re.compile(rf"[{HAN}]|[^\W_](?:[^\W_]|[{MARKS}])*")
 _COVERAGE = 0.95  # the article's container must hold this share of what readability found
 
 
@@ -101,6 +101,8 @@ def extract_generic(html: str, url: str) -> PageArticle:
     root = parse_document(html)
     for element in list(root.iter(*_CODE)):
         element.drop_tree()
+    for element in [e for e in root.iter() if _hidden(e)]:
+        element.drop_tree()
     resolve_lazy_images(root)
     page = lxml.html.tostring(root, encoding="unicode")
     located = _text(Readability(page, url=url).summary(html_partial=True))
@@ -116,6 +118,23 @@ def extract_generic(html: str, url: str) -> PageArticle:
     inner = (container.text or "") + "".join(lxml.html.tostring(c, encoding="unicode") for c in container)
     return PageArticle(url=url, title=_title(root), html=inner, author=_meta(root, "author"),
                        published=_published(root), cover=_meta(root, "og:image"))
+
+
+_HIDDEN = re.compile(r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*hidden)\b", re.IGNORECASE)
+
+# The classes that show text to screen readers only ("Image caption", "Share this").
+_FOR_SCREEN_READERS = re.compile(r"(?:^|\s)(?:[\w-]+-)?(?:sr-only|screen-?reader(?:-text|-only)?"
+                                 r"|visually-?hidden|off-?screen|a11y-hidden)(?:\s|$)", re.IGNORECASE)
+
+
+def _hidden(element: lxml.html.HtmlElement) -> bool:
+    """Whether the page hides the element from its readers (a log-in box, a paywall's pull-down,
+    a second copy for small screens), or shows to screen readers only. An image may be hidden
+    only until a script loads it."""
+    if not isinstance(element.tag, str) or element.tag in ("img", "html", "body"):
+        return False
+    return (element.get("hidden") is not None or bool(_HIDDEN.search(element.get("style") or ""))
+            or bool(_FOR_SCREEN_READERS.search(element.get("class") or "")))
 
 
 def _container_of(root: lxml.html.HtmlElement, found: Counter[str]) -> lxml.html.HtmlElement | None:
@@ -195,6 +214,7 @@ def _published(root: lxml.html.HtmlElement) -> datetime | None:
 _BLOCKS = ("div", "section", "header", "p", "ul", "ol", "dl", "li", "dd", "dt", "span", "a",
            "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "time", "small", "strong", "em", "b", "i",
            "cite", "figcaption", "label", "button")
+_LINES = ("div", "p", "li", "dd", "dt", "figcaption", "blockquote")  # blocks that make a line
 _MEDIA = ("img", "picture", "video", "audio", "iframe", "table", "pre", "svg", "math")
 _DATA = ("pre", "code", "table", "svg", "math")  # text that is data: nothing in it is pruned
 _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
@@ -205,11 +225,11 @@ _AROUND = frozenset({
     "byline", "author", "authors", "meta", "info", "date", "dateline", "time", "timestamp",
     "published", "updated", "kicker", "eyebrow", "tags", "tag", "topics", "categories", "category",
     "disclaimer", "copyright", "reprint", "reprints", "credit", "credits", "caption", "captions",
-    "toolbar", "tools", "print", "bookmark", "save", "follow",
+    "toolbar", "tools", "print", "bookmark", "save", "follow", "nav", "navigation", "menu",
 })
 _ASKING = frozenset({
-    "paywall", "premium", "member", "members", "membership", "login", "register", "donate", "donation",
-    "support", "comments", "comment", "disqus",
+    "paywall", "premium", "member", "members", "membership", "login", "register", "regist", "signup",
+    "donate", "donation", "support", "buy", "purchase", "comments", "comment", "disqus",
 })
 # How a rail of links to other stories is titled.
 _RAIL = re.compile(r"(?:related|more (?:from|on|stories|news)|read (?:more|next|also)|also read|see also"
@@ -239,11 +259,12 @@ def _prune(container: lxml.html.HtmlElement, story: set[tuple[str, ...]]) -> Non
     """Drop what surrounds the story inside its container (it is kept whole otherwise).
 
     A block without media goes when it is what surrounds a story wherever it stands
-    (`_surrounds`); or when it comes before the story's first block of prose (a header:
-    kicker, byline, dates, share counts), is short or mostly links, and is links, a
-    dated line, or what readability did not take for the story. After the story's
-    first block, what readability left out stays: it leaves out some lists and quotes
-    that are the story's.
+    (`_surrounds`, `_repeated`); or when it comes before the story's first block of prose
+    (a header: kicker, byline, dates, share counts), is short or mostly links, and is
+    links, a dated line, or what readability did not take for the story. After the
+    story's first block, what readability left out stays: it leaves out some lists and
+    quotes that are the story's, and footnotes, and a story's closing list of links (so a
+    footer is known by its names, not by its place).
     """
     order = {element: i for i, element in enumerate(container.iter())}
     size: dict[lxml.html.HtmlElement, int] = {}  # elements in each subtree, innermost first
@@ -252,10 +273,11 @@ def _prune(container: lxml.html.HtmlElement, story: set[tuple[str, ...]]) -> Non
     # Where the story starts: its first block of prose (a headline is the header's).
     first = next((order[e] for e in container.iter() if isinstance(e.tag, str)
                   and e.tag not in _HEADINGS and _told(e, story)), len(order))
-    named, unshared = [], []
-    dropped: set[lxml.html.HtmlElement] = set()
+    named, unshared = _repeated(container), []
+    dropped: set[lxml.html.HtmlElement] = set(named)
     for element in container.iter(*_BLOCKS):
-        if element is container or any(a in dropped or a.tag in _DATA for a in element.iterancestors()):
+        if element is container or element in dropped or any(
+                a in dropped or a.tag in _DATA for a in element.iterancestors()):
             continue  # in a dropped block, or in code, a table, a formula: kept with it
         text = element.text_content()
         tokens = _tokens(text)
@@ -285,6 +307,32 @@ def _prune(container: lxml.html.HtmlElement, story: set[tuple[str, ...]]) -> Non
         unshared = []
     for element in [*named, *(e for e, _ in unshared)]:
         element.drop_tree()
+
+
+def _repeated(container: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
+    """A short line said three times or more is a gallery's or a widget's, not the story's:
+    every copy after the first (the innermost element holding it, a line of its own; not a
+    heading, which may title each of a story's sections alike; none in data)."""
+    copies: dict[str, list[lxml.html.HtmlElement]] = {}
+    for element in container.iter(*_LINES):
+        if element is container or not _alone(element):
+            continue
+        text = " ".join(element.text_content().split())
+        if (0 < len(_tokens(text)) < SHORT and next(element.iter(*_MEDIA), None) is None
+                and not any(isinstance(c.tag, str) and " ".join(c.text_content().split()) == text
+                            for c in element)):
+            copies.setdefault(text, []).append(element)
+    extra = {element for same in copies.values() if len(same) >= 3 for element in same[1:]}
+    return [element for element in extra
+            if not any(a in extra or a.tag in _DATA for a in element.iterancestors())]
+
+
+def _alone(element: lxml.html.HtmlElement) -> bool:
+    """Whether no text runs on either side of the element: it is a line, not a phrase in one."""
+    before = element.getprevious()
+    parent = element.getparent()
+    text_before = before.tail if before is not None else parent.text if parent is not None else ""
+    return not (text_before or "").strip() and not (element.tail or "").strip()
 
 
 def _surrounds(element: lxml.html.HtmlElement, text: str, tokens: int, linked: bool) -> bool:

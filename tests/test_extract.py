@@ -172,3 +172,37 @@ def test_what_surrounds_a_story_goes_and_the_story_stays() -> None:
     for chrome in ("Transport", "Jo Smith", "Updated 12 March", "Share 1.2k", "Subscribe to", "comments",
                    "Photo: Harbour", "A. Lens", "More from Harbour", "Tide tables", "newsroom", "qr.png"):
         assert chrome not in out, chrome
+
+
+def test_what_the_page_hides_or_says_again_and_again_goes() -> None:
+    paragraphs = "".join(f"<p>{text}</p>" for text in STORY)
+    slides = "".join(f'<div class="slide"><img src="/s{i}.jpg"></div>'
+                     f'<div class="slideTitle">Harbour in pictures</div><div class="slideNav">{i}</div>'
+                     for i in range(1, 5))
+    page = f"""<html><body><div class="story">
+      <h1>Ferry terminal opens after three years</h1>
+      {paragraphs[:len(paragraphs) // 2]}
+      <div class="gallery">{slides}</div>
+      <div class="login-box" style="display: none">Only members may save this article to read later.</div>
+      <p hidden>Log in to keep reading.</p>
+      <span class="sr-only">Image caption</span>
+      <div class="articleRegist">This article is for members. Register to read the rest of it.</div>
+      {paragraphs[len(paragraphs) // 2:]}
+      <ul><li><strong>Crossings</strong>: every 20 minutes</li>
+        <li><strong>Crossings</strong>: hourly at night</li>
+        <li><strong>Crossings</strong>: none on 25 December</li></ul>
+      <h3>Fares</h3><p>Adults pay two euros.</p><h3>Fares</h3><p>Children ride free.</p><h3>Fares</h3>
+      <p>Bicycles pay one euro.</p>
+      <div class="c_sharebar"><a href="#">Print</a> <a href="#">Email</a></div>
+      <div class="support-pay"><img src="/qr.png"><div>เท่าไรก็ได้ การสนับสนุนจากคุณ คือการร่วมสร้างและรักษาสื่อเสรี
+        ร่วมสนับสนุนเรา โอนเงิน พร้อมเพย์ มูลนิธิสื่อเพื่อการศึกษาของชุมชน</div></div>
+    </div></body></html>"""
+    out = clean_html(extract_generic(page, "https://news.example/ferry").html, "https://news.example/ferry")
+    for kept in [*STORY, "every 20 minutes", "hourly at night", "none on 25 December", "Adults pay",
+                 "Children ride free", "Bicycles pay"]:
+        assert kept in out, kept
+    assert out.count("Crossings") == 3 and out.count("Fares") == 3  # a story's own labels and headings
+    assert out.count("Harbour in pictures") == 1 and all(f"/s{i}.jpg" in out for i in range(1, 5))
+    for gone in ("members", "Log in", "Image caption", "Register", "Print", "Email", "qr.png", "เท่าไรก็ได้",
+                 '<div class="slideNav">'):
+        assert gone not in out, gone
