@@ -120,10 +120,15 @@ def rebuild(config: Config, args: argparse.Namespace, clock: Clock, out: TextIO)
     return 1 if tally.without or tally.failed else 0
 
 
-def update_search(config: Config, paths: list[str]) -> None:
-    """Index the posts just written: the posts are safe, so a failure here only warns."""
-    from ingest.search import SearchIndex
+def update_search(config: Config, paths: list[str], *, build: bool = False) -> None:
+    """Index the posts just written: the posts are safe, so a failure here only warns.
 
+    A missing index is left to the first search to build from the whole archive (or built
+    now with `build`): a run need not read back every post of an archive nobody searches."""
+    from ingest.search import INDEX_NAME, SearchIndex
+
+    if not build and not (config.state_dir / INDEX_NAME).exists():
+        return
     try:
         index = SearchIndex(config.state_dir, config.archive_dir)  # a missing index is built whole
         try:
@@ -246,7 +251,7 @@ def reindex(config: Config, out: TextIO) -> int:
         state.close()
     for suffix in ("", "-wal", "-shm"):
         (config.state_dir / f"{INDEX_NAME}{suffix}").unlink(missing_ok=True)
-    update_search(config, [])  # built whole, as it is missing
+    update_search(config, [], build=True)  # built whole, as it is missing
     return 0
 
 

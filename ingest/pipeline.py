@@ -13,6 +13,7 @@ killed at any point leaves work that the next run redoes, never work lost.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -58,9 +59,12 @@ FEED_ADVICE = {
 }
 # Feeds that archived nothing (a 304, an error) are recorded this many to a commit.
 QUIET_BATCH = 100
-# Files a feed's stage holds before they are named (see archive.Stage), when the feed
-# has not finished by then.
-COMMIT_EVERY = 256
+# The run's files are named together (see archive.Stage: a sync before, one after), and
+# then the feeds finished meanwhile are recorded in one transaction: when this many
+# feeds are finished, this many files are staged, or this many seconds have passed.
+FLUSH_FEEDS = 100
+FLUSH_FILES = 1024
+FLUSH_SECONDS = 2.0
 # Failures that no other feed or entry could survive: they end the run (exit 2).
 FATAL = (ArchiveError, StateError)
 
@@ -132,10 +136,10 @@ class _Feed:
     posts: list[KnownPost] = field(default_factory=list)
     journalled: list[str] = field(default_factory=list)
     images: list[ImageOutcome] = field(default_factory=list)
-    stage: archive.Stage = field(default_factory=archive.Stage)  # its posts, named together
     waiting: int = 0
     record: bool = True
     result: FeedResult | None = None
+    validators: Validators | None = None  # recorded with the result
 
 
 class Run:
@@ -159,6 +163,9 @@ class Run:
         self._claimed: dict[str, str] = {}  # entry key → the feed writing its post in this run
         self._polls: dict[str, FeedState] = {}
         self._quiet: list[tuple[FeedResult, Validators | None]] = []
+        self._stage = archive.Stage()  # the posts written and not yet named
+        self._finished: list[_Feed] = []  # feeds whose posts are staged, not yet recorded
+        self._flushed = time.monotonic()
         self._archiver: Archiver | None = None
         self._on_feed: Callable[[FeedResult], None] | None = None
         self._work: BoundedPool[tuple[int, Entry | None]]
@@ -215,16 +222,44 @@ class Run:
                         else:
                             self._archived(jobs[index], entry, future)
                             finished += self._finish_if_done(jobs[index])
+                    if self._flush_due():
+                        self._flush()
+                self._flush()
                 self._record_quiet_feeds()
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
-                for job in jobs:  # unnamed, and journalled: the next run writes them again
-                    job.stage.discard()
+                self._stage.discard()  # unnamed, and journalled: the next run writes them again
                 raise
         return RunReport(started=started, finished=self.clock(),
                          feeds=tuple(job.result for job in jobs if job.result),
                          kept_documents=self.kept.documents if self.kept else 0,
                          kept_bytes=self.kept.bytes if self.kept else 0)
+
+    def _flush_due(self) -> bool:
+        if len(self._stage) >= FLUSH_FILES:  # a long feed's posts reach the disk as they come
+            return True
+        return bool(self._finished) and (len(self._finished) >= FLUSH_FEEDS
+                                         or time.monotonic() - self._flushed >= FLUSH_SECONDS)
+
+    def _flush(self) -> None:
+        """Name the staged files, then record the feeds finished meanwhile: the posts are on
+        disk before the state says so."""
+        self._stage.commit()
+        self._flushed = time.monotonic()
+        if not self._finished:
+            return
+        with self.state.transaction():
+            for job in self._finished:
+                for post in job.posts:
+                    self.state.record_post(post)
+                self.state.record_images(job.images, self.clock())
+                self.state.clear_pending(job.journalled)
+                if job.record and job.result is not None:
+                    self.state.record_feed(job.result, job.validators, self.clock())
+        for job in self._finished:
+            job.posts.clear()
+            job.images.clear()
+        self._finished.clear()
 
     def _record_quiet_feeds(self) -> None:
         if not self._quiet:
@@ -300,7 +335,7 @@ class Run:
         archiver = self._archiver_for_entries()
         for plan in planned:
             job.waiting += 1
-            self._work.submit((index, plan.entry), archiver.archive, plan, job.settings, job.stage)
+            self._work.submit((index, plan.entry), archiver.archive, plan, job.settings, self._stage)
 
     @staticmethod
     def _plan(entry: Entry, known: KnownPost | None, first_seen: datetime | None,
@@ -311,8 +346,6 @@ class Run:
 
     def _archived(self, job: _Feed, entry: Entry, future: Future[Archived]) -> None:
         job.waiting -= 1
-        if len(job.stage) >= COMMIT_EVERY:  # a long feed's posts reach the disk as they come
-            job.stage.commit()
         try:
             done = future.result()
         except FATAL:
@@ -343,23 +376,14 @@ class Run:
                             http_status=job.poll.http_status, entries=tuple(job.results),
                             error=job.poll.error)
         # Validators are kept only when nothing is left to finish: what failed must come back.
-        keep = job.poll.validators if not result.unfinished else None
-        job.stage.commit()  # the posts are on disk before the state says so
+        job.validators = job.poll.validators if not result.unfinished else None
+        job.result = result
         if job.journalled or job.images:
-            with self.state.transaction():
-                for post in job.posts:
-                    self.state.record_post(post)
-                self.state.record_images(job.images, self.clock())
-                self.state.clear_pending(job.journalled)
-                if job.record:
-                    self.state.record_feed(result, keep, self.clock())
+            self._finished.append(job)  # recorded once its posts are on disk (_flush)
         elif job.record:  # nothing archived: recorded with others, not one commit a feed
-            self._quiet.append((result, keep))
+            self._quiet.append((result, job.validators))
             if len(self._quiet) >= QUIET_BATCH:
                 self._record_quiet_feeds()
-        job.result = result
-        job.posts.clear()
-        job.images.clear()
         log.debug("%s: %s", feed.name, result.status.value)
         if self._on_feed is not None:
             self._on_feed(result)
