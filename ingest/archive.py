@@ -26,7 +26,7 @@ import secrets
 import tempfile
 import threading
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -146,21 +146,13 @@ class Stage:
             return len(self._staged)
 
     def commit(self) -> None:
+        commit_all([self])
+
+    def _take(self) -> list[tuple[Path, Path]]:
+        """The files staged, by rank; the stage is empty after."""
         with self._lock:
             ranked, self._staged = sorted(self._staged, key=lambda s: s[0]), []
-        staged = [(temp, path) for _, temp, path in ranked]
-        if not staged:
-            return
-        done = 0
-        try:
-            os.sync()
-            for temp, path in staged:
-                _rename(temp, path)
-                done += 1
-            os.sync()
-        except OSError as exc:
-            self._discard(staged[done:])
-            raise ArchiveError(_describe_os_error(staged[min(done, len(staged) - 1)][1], exc)) from exc
+        return [(temp, path) for _, temp, path in ranked]
 
     def discard(self) -> None:
         """Forget what was written and not committed (a run that ends on an error)."""
@@ -172,6 +164,23 @@ class Stage:
     def _discard(staged: list[tuple[Path, Path]]) -> None:
         for temp, _ in staged:
             temp.unlink(missing_ok=True)
+
+
+def commit_all(stages: Iterable[Stage]) -> None:
+    """Name the files of several stages with the same two syncs (each stage's in rank order)."""
+    staged = [item for stage in stages for item in stage._take()]
+    if not staged:
+        return
+    done = 0
+    try:
+        os.sync()
+        for temp, path in staged:
+            _rename(temp, path)
+            done += 1
+        os.sync()
+    except OSError as exc:
+        Stage._discard(staged[done:])
+        raise ArchiveError(_describe_os_error(staged[min(done, len(staged) - 1)][1], exc)) from exc
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -23,7 +23,7 @@ from datetime import datetime
 import lxml.html
 
 from ingest import summary
-from ingest.clean import clean_html, no_blank_lines
+from ingest.clean import Cleaned, clean, clean_tree, no_blank_lines, tree_of
 from ingest.config import FeedSettings
 from ingest.errors import BlockedError, ExtractError, FetchError, RefusedAddressError
 from ingest.extract import Pages
@@ -54,23 +54,24 @@ def build_article(entry: Entry, settings: FeedSettings, known: KnownPost | None,
     With `strict_pages` a bot wall is raised, not worked around with the feed's content.
     """
     head, raw_article = summary.split_block(entry.content)
-    article_html = clean_html(raw_article, base_url=entry.link)
+    # Each HTML is parsed once, by the cleaner: what follows reads the cleaned trees.
+    article = clean(raw_article, base_url=entry.link)
     partial = note = page_cover = page_document = None
-    if entry.link and _wants_page(settings.full_content, entry.link, article_html):
+    if entry.link and _wants_page(settings.full_content, entry.link, article.tree):
         try:
             page = pages.article(entry.link)
-            page_html = clean_html(page.html, base_url=page.url)
+            from_page = clean(page.html, page.url) if page.tree is None else clean_tree(page.tree, page.url)
             page_cover, page_document = page.cover, page.document
-            if text_length(page_html) >= text_length(article_html):
-                article_html = page_html
+            if text_length(from_page.tree) >= text_length(article.tree):
+                article = from_page
         except (FetchError, ExtractError) as exc:
-            if not text_length(article_html) or (strict_pages and isinstance(exc, BlockedError)):
+            if not text_length(article.tree) or (strict_pages and isinstance(exc, BlockedError)):
                 raise
             if isinstance(exc, RefusedAddressError):  # asking again would be refused again
                 note = f"archived from the feed's content: its page {exc}"
             else:
                 partial = str(exc)
-    block_head = _block_head(settings.summary, head, article_html, llm)
+    block_head = _block_head(settings.summary, head, article, llm)
     return Article(
         key=entry.key,
         title=entry.title,
@@ -79,26 +80,27 @@ def build_article(entry: Entry, settings: FeedSettings, known: KnownPost | None,
         lastmod=_lastmod(entry, date, known, clock),
         source_url=strip_tracking(entry.link) if entry.link else None,
         canonical_url=_canonical(entry),
-        block_html=summary.block(block_head, article_html),
+        block_html=summary.block(block_head, article.html),
         source_hash=entry.source_hash,
         partial=partial,
         note=note,
-        cover_url=_cover(page_cover, article_html),
+        cover_url=_cover(page_cover, article.html),
         page=page_document,
     )
 
 
-def _wants_page(mode: str, link: str, article_html: str) -> bool:
+def _wants_page(mode: str, link: str, article: lxml.html.HtmlElement) -> bool:
     if mode == "never" or kr36.is_newsflash(link):
         return False
-    return mode == "always" or is_summary(article_html)
+    return mode == "always" or is_summary(article)
 
 
-def is_summary(article_html: str) -> bool:
-    """Whether feed content is a summary of the article rather than the article."""
-    if not article_html.strip():
+def is_summary(article: str | lxml.html.HtmlElement) -> bool:
+    """Whether feed content (cleaned: its HTML or its tree) is a summary of the article
+    rather than the article."""
+    if isinstance(article, str) and not article.strip():
         return True
-    root = lxml.html.fragment_fromstring(article_html, create_parent="div")
+    root = tree_of(article)
     text = " ".join(root.text_content().split())
     units = len(_UNIT.findall(text))
     if units < SHORT or _TRUNCATED.search(text):
@@ -108,11 +110,8 @@ def is_summary(article_html: str) -> bool:
     return units < BRIEF and paragraphs <= 2 and images is None
 
 
-def text_length(article_html: str) -> int:
-    if not article_html.strip():
-        return 0
-    root = lxml.html.fragment_fromstring(article_html, create_parent="div")
-    return len("".join(root.text_content().split()))
+def text_length(article: lxml.html.HtmlElement) -> int:
+    return len("".join(article.text_content().split()))
 
 
 def _cover(page_cover: str | None, article_html: str) -> str | None:
@@ -124,14 +123,14 @@ def _cover(page_cover: str | None, article_html: str) -> str | None:
     return html.unescape(match.group(1)) if match else None
 
 
-def _block_head(mode: str, feed_head: str | None, article_html: str,
+def _block_head(mode: str, feed_head: str | None, article: Cleaned,
                 llm: LLMSummarizer | None) -> str | None:
     if mode == "none":
         return None
     if mode == "auto" and feed_head is not None:
         return no_blank_lines(feed_head)
-    made = llm.summarize(article_html) if mode == "llm" and llm is not None else None
-    return summary.head_from(made or summary.extractive(article_html))
+    made = llm.summarize(article.tree) if mode == "llm" and llm is not None else None
+    return summary.head_from(made or summary.extractive(article.tree))
 
 
 def _lastmod(entry: Entry, date: datetime, known: KnownPost | None,

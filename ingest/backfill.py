@@ -25,17 +25,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from ingest import sniff
-from ingest.config import Config, Feed, FeedSettings, FullContent
+from ingest.config import Feed, FeedSettings, FullContent
 from ingest.errors import BlockedError, FetchError, IngestError, ParseError
 from ingest.extract import Pages
-from ingest.fetch import Fetcher
 from ingest.models import (
     Document,
     Entry,
@@ -43,16 +41,14 @@ from ingest.models import (
     FeedStatus,
     Outcome,
     PageArticle,
-    ParsedFeed,
     RunReport,
     fingerprint,
 )
 from ingest.parse import entry_key, parse_feed
-from ingest.pipeline import FeedPoll, Run
+from ingest.pipeline import Run
 from ingest.progress import Progress, Tally
 from ingest.report import plural, to_json
 from ingest.sources import kr36
-from ingest.state import State
 
 FLOW_PATH = "/api/mis/nav/ifm/subNav/flow"
 PAGE_SIZE = 30
@@ -115,12 +111,12 @@ def _escape(text: str) -> str:
 class Backfill:
     """One `ingest backfill` command."""
 
-    def __init__(self, config: Config, state: State, fetcher: Fetcher, clock: Callable[[], datetime],
-                 progress: Progress, out: TextIO, *, category: str, dry_run: bool = False) -> None:
-        self.config = config
-        self.state = state
-        self.fetcher = fetcher
-        self.clock = clock
+    def __init__(self, run: Run, progress: Progress, out: TextIO, *, category: str,
+                 dry_run: bool = False) -> None:
+        """`run` archives what is found: a run for new entries only, that stops at a bot wall
+        (`Run(..., only_new=True, strict_pages=True)`)."""
+        self.run = run
+        self.config, self.state, self.fetcher, self.clock = run.config, run.state, run.fetcher, run.clock
         self.progress = progress
         self.out = out
         self.category = category
@@ -128,7 +124,7 @@ class Backfill:
         self.tally = Tally()
         self.source = category
         self.stopped: str | None = None
-        self._started = clock()
+        self._started = run.clock()
         self._results: list[FeedResult] = []
 
     def channel(self, channel: str, since: date, until: date | None) -> int:
@@ -145,7 +141,7 @@ class Backfill:
             self._say(f"resuming after page {self.tally.pages}")
         gateway = self.config.sources.kr36.gateway.rstrip("/") + FLOW_PATH
         settings = self._settings(gateway, full_content="always")
-        with self._run() as run:
+        with self.run as run:
             while True:
                 try:
                     response = self.fetcher.post_json(gateway, flow_payload(channel, cursor, self.clock()),
@@ -179,7 +175,7 @@ class Backfill:
         pages = Pages(self.fetcher, self.clock, kr36_site=self.config.sources.kr36.site,
                       max_bytes=self.config.http.max_page_bytes)
         settings = self._settings("backfill:urls", full_content="never")
-        with self._run() as run:
+        with self.run as run:
             for start in range(0, len(links), URL_BATCH):
                 batch = links[start:start + URL_BATCH]
                 known = self.state.known(entry_key("", link, "", None) for link in batch)
@@ -224,7 +220,7 @@ class Backfill:
             return 1
         settings = self._settings(f"backfill:{url}", full_content=self.config.full_content)
         self._say(f"{plural(len(parsed.entries), 'item')} in {source}")
-        with self._run() as run:
+        with self.run as run:
             origin = Document("feed", source, url, content_type, body, self.clock())
             if not self._archive(run, settings, list(parsed.entries),
                                  {e.key: origin for e in parsed.entries}):
@@ -232,9 +228,6 @@ class Backfill:
         self.tally.pages = 1
         self.progress.update(self.tally)
         return self._finished()
-
-    def _run(self) -> Run:
-        return Run(self.config, self.state, self.fetcher, self.clock, only_new=True, strict_pages=True)
 
     def _settings(self, url: str, *, full_content: FullContent) -> FeedSettings:
         feed = Feed.model_construct(name=self.category, url=url)
@@ -255,15 +248,12 @@ class Backfill:
                 self._say(f"{day}  {entry.key}  {entry.title}  ({status})")
                 self.tally.skipped += entry.key in known
             return True
-        poll = FeedPoll(FeedStatus.OK, parsed=ParsedFeed(self.category, None, tuple(entries)),
-                        origins=origins)
-        report = run.execute((settings,), given={settings.feed.url: poll})
-        for result in report.feeds:
-            self.tally.add(result)
-            self._results.append(result)
-            for outcome in result.entries:
-                if outcome.outcome is Outcome.FAILED:
-                    self._say(f"! {outcome.title}: {outcome.error}")
+        result = run.archive_entries(settings, entries, origins)
+        self.tally.add(result)
+        self._results.append(result)
+        for outcome in result.entries:
+            if outcome.outcome is Outcome.FAILED:
+                self._say(f"! {outcome.title}: {outcome.error}")
         return run.blocked is None
 
     def written(self) -> list[str]:

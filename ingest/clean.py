@@ -32,6 +32,7 @@ from __future__ import annotations
 import html as htmllib
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import cast
 
@@ -106,16 +107,43 @@ _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][-A-Za-z0-9_.]*$")  # what lxml can set
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 
 
-def clean_html(html: str, base_url: str | None = None) -> str:
+@dataclass(frozen=True, slots=True, eq=False)
+class Cleaned:
+    """An article's HTML after the cleaner, and the tree it was written from: the stages
+    after the cleaner read the tree (its text, its blocks) and never parse the HTML again.
+    Nothing changes the tree once it is written."""
+
+    html: str
+    tree: lxml.html.HtmlElement  # a <div> holding the article
+
+
+def clean(html: str, base_url: str | None = None) -> Cleaned:
     """Sanitize `html` and make it Hugo-safe; relative URLs resolve against `base_url`."""
-    root = parse_fragment(html)
+    return clean_tree(parse_fragment(html), base_url)
+
+
+def clean_tree(root: lxml.html.HtmlElement, base_url: str | None = None) -> Cleaned:
+    """`clean` of an article already parsed, as a <div> holding it (it is changed)."""
+    etree.strip_tags(root, etree.Comment, etree.ProcessingInstruction)  # as parse_fragment reads
     sanitize(root, base_url)
-    return serialize(root)
+    return Cleaned(serialize(root), root)
+
+
+def clean_html(html: str, base_url: str | None = None) -> str:
+    return clean(html, base_url).html
+
+
+def tree_of(article: str | lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """A cleaned article's tree, parsed from its HTML when only that is at hand."""
+    if isinstance(article, str):
+        return cast(lxml.html.HtmlElement, lxml.html.fragment_fromstring(article, create_parent="div"))
+    return article
 
 
 def parse_document(html: str) -> lxml.html.HtmlElement:
-    """A whole page as an lxml tree (typed as what lxml.html really returns)."""
-    return cast(lxml.html.HtmlElement, lxml.html.document_fromstring(_PLAINTEXT.sub("", html)))
+    """A whole page as an lxml tree (typed as what lxml.html really returns), its text read
+    as `parse_fragment` reads an article's: a part of it cleaned is as if parsed alone."""
+    return cast(lxml.html.HtmlElement, lxml.html.document_fromstring(_readable(html)))
 
 
 def has_class(element: lxml.html.HtmlElement, name: str) -> bool:
@@ -124,7 +152,7 @@ def has_class(element: lxml.html.HtmlElement, name: str) -> bool:
 
 def parse_fragment(html: str) -> lxml.html.HtmlElement:
     """`html` as children of a <div>; input nested beyond libxml2's limit keeps its text."""
-    html = _PLAINTEXT.sub("", _CONTROL.sub("", html.replace("\r\n", "\n").replace("\r", "\n")))
+    html = _readable(html)
     if not html.strip(" \t\n\f"):  # a no-break space is text, not markup whitespace
         return lxml.html.Element("div")
     parser = lxml.html.HTMLParser(huge_tree=True, remove_comments=True, remove_pis=True)
@@ -132,6 +160,11 @@ def parse_fragment(html: str) -> lxml.html.HtmlElement:
     if any(e.type_name == "ERR_RESOURCE_LIMIT" for e in parser.error_log):
         root = _fragment(_text_only(html), lxml.html.HTMLParser())
     return root
+
+
+def _readable(html: str) -> str:
+    """Without what no parser should see: control characters, <plaintext>, CR line ends."""
+    return _PLAINTEXT.sub("", _CONTROL.sub("", html.replace("\r\n", "\n").replace("\r", "\n")))
 
 
 def _fragment(html: str, parser: lxml.html.HTMLParser) -> lxml.html.HtmlElement:

@@ -62,6 +62,7 @@ def backfill(config: Config, args: argparse.Namespace, client: httpx.Client | No
     """`ingest backfill`: archive what the feeds no longer show."""
     from ingest.backfill import Backfill
     from ingest.fetch import Fetcher, make_client
+    from ingest.pipeline import Run
     from ingest.progress import progress_for
 
     policy = http_policy(config)
@@ -73,8 +74,9 @@ def backfill(config: Config, args: argparse.Namespace, client: httpx.Client | No
     default_category = f"36kr{args.channel.lower()}" if args.source == "36kr" else "backfill"
     try:
         recover(state, config.archive_dir)
-        job = Backfill(config, state, Fetcher(http, policy), clock, progress_for(out, since, clock()),
-                       out, category=args.category or default_category, dry_run=args.dry_run)
+        run = Run(config, state, Fetcher(http, policy), clock, only_new=True, strict_pages=True)
+        job = Backfill(run, progress_for(out, since, clock()), out,
+                       category=args.category or default_category, dry_run=args.dry_run)
         if args.source == "36kr":
             code = job.channel(args.channel, args.since, args.until)
         elif args.source == "urls":

@@ -18,6 +18,7 @@ rest of the run: no more of its pages are asked for until the next run.
 from __future__ import annotations
 
 import copy
+import html as htmllib
 import re
 import threading
 from collections import Counter
@@ -43,6 +44,7 @@ _CONTAINERS = ("div", "article", "section", "main", "td", "body")
 _CODE = ("script", "style")
 _CHROME = ("nav", "footer", "aside", "form")
 _WORD = re.compile(rf"[{HAN}]|[^\W_](?:[^\W_]|[{MARKS}])*")
+_TAG = re.compile(r"<(?:[^>\"']|\"[^\"]*\"|'[^']*')*>")
 _COVERAGE = 0.95  # the article's container must hold this share of what readability found
 
 
@@ -120,9 +122,14 @@ def extract_generic(html: str, url: str) -> PageArticle:
         if element is not container:
             element.drop_tree()
     _prune(container, _shingles(located))
-    inner = (container.text or "") + "".join(lxml.html.tostring(c, encoding="unicode") for c in container)
+    # The article as a <div> holding it, the shape the cleaner takes: cleaned as it is,
+    # never serialized and parsed again.
+    article = lxml.html.Element("div")
+    article.text = container.text
+    article.extend(list(container))
+    inner = (article.text or "") + "".join(lxml.html.tostring(c, encoding="unicode") for c in article)
     return PageArticle(url=url, title=_title(root), html=inner, author=_meta(root, "author"),
-                       published=_published(root), cover=_meta(root, "og:image"))
+                       published=_published(root), cover=_meta(root, "og:image"), tree=article)
 
 
 _HIDDEN = re.compile(r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*hidden)\b", re.IGNORECASE)
@@ -200,9 +207,8 @@ def count_words(text: str) -> Counter[str]:
 
 
 def _text(fragment: str) -> str:
-    if not fragment.strip():
-        return ""
-    return str(lxml.html.fragment_fromstring(fragment, create_parent="div").text_content())
+    """The text of readability's HTML, as lxml's text_content reads it, without a parse."""
+    return htmllib.unescape(_TAG.sub("", fragment))
 
 
 def _meta(root: lxml.html.HtmlElement, name: str) -> str | None:

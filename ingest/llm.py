@@ -19,12 +19,16 @@ import re
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ingest.cache import WorkerCache
 from ingest.config import SummaryLLM
 from ingest.errors import IngestError
 from ingest.fetch import HTTP
 from ingest.summary import Summary, prose
+
+if TYPE_CHECKING:
+    from lxml.html import HtmlElement
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +51,10 @@ class LLMSummarizer:
         self._lock = threading.Lock()
         self._asked = 0
 
-    def summarize(self, article_html: str) -> Summary | None:
-        """The endpoint's summary of the article, or None: then the caller makes its own."""
-        text = prose(article_html).strip()[: self._settings.max_chars]
+    def summarize(self, article: str | HtmlElement) -> Summary | None:
+        """The endpoint's summary of the article (its HTML or its cleaned tree), or None:
+        then the caller makes its own."""
+        text = prose(article).strip()[: self._settings.max_chars]
         if not text:
             return None
         key = hashlib.sha256(f"{self._settings.model}\n{text}".encode()).hexdigest()

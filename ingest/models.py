@@ -17,6 +17,10 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lxml.html import HtmlElement
 
 
 def fingerprint(title: str | None, link: str | None, published: datetime | None, content: str) -> str:
@@ -97,6 +101,9 @@ class PageArticle:
     published: datetime | None = None
     cover: str | None = None
     document: Document | None = None  # the page it was read from
+    # The article as parsed from the page, when it was (a <div> holding it), for the cleaner
+    # to take as it is; changed by the cleaner, so cleaned once.
+    tree: HtmlElement | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

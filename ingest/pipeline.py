@@ -12,9 +12,10 @@ killed at any point leaves work that the next run redoes, never work lost.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -59,12 +60,13 @@ FEED_ADVICE = {
 }
 # Feeds that archived nothing (a 304, an error) are recorded this many to a commit.
 QUIET_BATCH = 100
-# The run's files are named together (see archive.Stage: a sync before, one after), and
-# then the feeds finished meanwhile are recorded in one transaction: when this many
-# feeds are finished, this many files are staged, or this many seconds have passed.
+# The files of the feeds finished meanwhile are named together (archive.commit_all: a
+# sync before, one after), then those feeds are recorded in one transaction: when this
+# many feeds are finished, or this many seconds have passed.
 FLUSH_FEEDS = 100
-FLUSH_FILES = 1024
 FLUSH_SECONDS = 2.0
+# Files a feed's stage holds before they are named, when the feed has not finished by then.
+COMMIT_EVERY = 1024
 # Failures that no other feed or entry could survive: they end the run (exit 2).
 FATAL = (ArchiveError, StateError)
 
@@ -136,6 +138,7 @@ class _Feed:
     posts: list[KnownPost] = field(default_factory=list)
     journalled: list[str] = field(default_factory=list)
     images: list[ImageOutcome] = field(default_factory=list)
+    stage: archive.Stage = field(default_factory=archive.Stage)  # its posts, until named
     waiting: int = 0
     record: bool = True
     result: FeedResult | None = None
@@ -163,7 +166,6 @@ class Run:
         self._claimed: dict[str, str] = {}  # entry key → the feed writing its post in this run
         self._polls: dict[str, FeedState] = {}
         self._quiet: list[tuple[FeedResult, Validators | None]] = []
-        self._stage = archive.Stage()  # the posts written and not yet named
         self._finished: list[_Feed] = []  # feeds whose posts are staged, not yet recorded
         self._flushed = time.monotonic()
         self._archiver: Archiver | None = None
@@ -228,7 +230,7 @@ class Run:
                 self._record_quiet_feeds()
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
-                self._stage.discard()  # unnamed, and journalled: the next run writes them again
+                self._salvage(jobs)
                 raise
         return RunReport(started=started, finished=self.clock(),
                          feeds=tuple(job.result for job in jobs if job.result),
@@ -236,30 +238,45 @@ class Run:
                          kept_bytes=self.kept.bytes if self.kept else 0)
 
     def _flush_due(self) -> bool:
-        if len(self._stage) >= FLUSH_FILES:  # a long feed's posts reach the disk as they come
-            return True
         return bool(self._finished) and (len(self._finished) >= FLUSH_FEEDS
                                          or time.monotonic() - self._flushed >= FLUSH_SECONDS)
 
     def _flush(self) -> None:
-        """Name the staged files, then record the feeds finished meanwhile: the posts are on
-        disk before the state says so."""
-        self._stage.commit()
+        """Name the files of the feeds finished meanwhile, then record them: the posts are on
+        disk before the state says so. If naming fails, none of them is recorded."""
         self._flushed = time.monotonic()
-        if not self._finished:
+        finished, self._finished = self._finished, []
+        if not finished:
             return
+        archive.commit_all(job.stage for job in finished)
         with self.state.transaction():
-            for job in self._finished:
+            for job in finished:
                 for post in job.posts:
                     self.state.record_post(post)
                 self.state.record_images(job.images, self.clock())
                 self.state.clear_pending(job.journalled)
                 if job.record and job.result is not None:
                     self.state.record_feed(job.result, job.validators, self.clock())
-        for job in self._finished:
+        for job in finished:
             job.posts.clear()
             job.images.clear()
-        self._finished.clear()
+
+    def _salvage(self, jobs: list[_Feed]) -> None:
+        """On an error that ends the run: the feeds finished are named and recorded if they
+        can be (the disk may be full); what is left is discarded, and journalled: the next
+        run writes it again."""
+        with contextlib.suppress(ArchiveError, StateError):  # the error raised says what went wrong
+            self._flush()
+        for job in jobs:
+            job.stage.discard()
+
+    def archive_entries(self, settings: FeedSettings, entries: Sequence[Entry],
+                        origins: Mapping[str, Document]) -> FeedResult:
+        """Archive entries found elsewhere (a backfill's), read from `origins` by key, as the
+        entries of one feed polled now: the same decisions, posts and records as `execute`."""
+        poll = FeedPoll(FeedStatus.OK, parsed=ParsedFeed(settings.feed.name, None, tuple(entries)),
+                        origins=origins)
+        return self.execute((settings,), given={settings.feed.url: poll}).feeds[0]
 
     def _record_quiet_feeds(self) -> None:
         if not self._quiet:
@@ -335,7 +352,7 @@ class Run:
         archiver = self._archiver_for_entries()
         for plan in planned:
             job.waiting += 1
-            self._work.submit((index, plan.entry), archiver.archive, plan, job.settings, self._stage)
+            self._work.submit((index, plan.entry), archiver.archive, plan, job.settings, job.stage)
 
     @staticmethod
     def _plan(entry: Entry, known: KnownPost | None, first_seen: datetime | None,
@@ -346,6 +363,8 @@ class Run:
 
     def _archived(self, job: _Feed, entry: Entry, future: Future[Archived]) -> None:
         job.waiting -= 1
+        if len(job.stage) >= COMMIT_EVERY:  # a long feed's posts reach the disk as they come
+            job.stage.commit()
         try:
             done = future.result()
         except FATAL:

@@ -16,6 +16,7 @@ comma-separated keyword list or whose text has ``总结``, then the inner
 
 from __future__ import annotations
 
+import copy
 import functools
 import html
 import importlib.util
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import lxml.html
 
+from ingest.clean import tree_of
 from ingest.scripts import HAN
 
 _BLOCK = re.compile(
@@ -119,9 +121,9 @@ _STOP_CJK = frozenset("""
 """.split())
 
 
-def extractive(article_html: str, keyword_count: int = 5) -> Summary:
+def extractive(article: str | lxml.html.HtmlElement, keyword_count: int = 5) -> Summary:
     """Keywords and a short summary made of the article's own sentences."""
-    text = prose(article_html)
+    text = prose(article)
     if not text.strip():
         return Summary((), "")
     cjk = len(_CJK.findall(text)) > len(text) * 0.2
@@ -151,11 +153,12 @@ def extractive(article_html: str, keyword_count: int = 5) -> Summary:
     return Summary(keywords, joiner.join(sentences[i] for i in sorted(chosen)))
 
 
-def prose(article_html: str) -> str:
-    """The article's text, one line per block; captions and editor notes left out."""
-    if not article_html.strip():
+def prose(article: str | lxml.html.HtmlElement) -> str:
+    """The article's text (from its HTML or its cleaned tree, left as it is), one line per
+    block; captions and editor notes left out."""
+    if isinstance(article, str) and not article.strip():
         return ""
-    root = lxml.html.fragment_fromstring(article_html, create_parent="div")
+    root = tree_of(article) if isinstance(article, str) else copy.deepcopy(article)
     for element in list(root.iter()):
         if (not isinstance(element.tag, str) or element.tag == "pre"
                 or set((element.get("class") or "").split()) & _NOT_PROSE):

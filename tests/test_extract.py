@@ -210,6 +210,7 @@ def test_what_the_page_hides_or_says_again_and_again_goes() -> None:
 
 def test_a_page_hidden_until_its_script_runs_keeps_its_article() -> None:
     paragraphs = "".join(f"<p>{text}</p>" for text in STORY)
-    page = f'<html><body><div id="app" style="display:none"><article>{paragraphs}</article></div></body></html>'
+    page = (f'<html><body><div id="app" style="display:none"><article>{paragraphs}</article></div>'
+            "</body></html>")
     out = extract_generic(page, "https://news.example/ferry").html
     assert all(text in out for text in STORY)
