@@ -5,11 +5,12 @@
 only *locates* the article, and the smallest element of the page that holds
 what it found is kept whole, minus navigation, forms, asides and footers, and
 minus what surrounds the story in it (`_prune`); the cleaner then drops share
-bars, related lists and ads. Measured in README ("Full articles"): on real pages
-(python -m bench.realpages) precision 0.932 and recall 0.993, where readability's
-own output has 0.926 / 0.992 and trafilatura's 0.884 / 0.995; on pages built from
-the corpus (python -m bench.extractors) it keeps the most of an article's images,
-headings, lists, tables, code and links.
+bars, related lists and ads. What the page hides from its readers goes first.
+Measured in README ("Full articles"): on real pages (python -m bench.realpages)
+precision 0.961 and recall 0.993, where readability's own output has 0.926 /
+0.992 and trafilatura's 0.884 / 0.995, in about trafilatura's time; on pages
+built from the corpus (python -m bench.extractors) it keeps the most of an
+article's images, headings, lists, tables, code and links.
 
 A page that is a bot wall, or that holds no article, blocks its host for the
 rest of the run: no more of its pages are asked for until the next run.
@@ -340,15 +341,19 @@ def _prune(container: lxml.html.HtmlElement, story: set[tuple[str, ...]]) -> Non
 def _repeated(container: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
     """A short line said three times or more is a gallery's or a widget's, not the story's:
     every copy after the first (the innermost element holding it, a line of its own; not a
-    heading, which may title each of a story's sections alike; none in data)."""
+    heading, which may title each of a story's sections alike; none in data). Readability
+    takes such lines for the story as often as not, so what it took is no guard (and a
+    refrain written as lines of their own keeps its first line only)."""
     copies: dict[str, list[lxml.html.HtmlElement]] = {}
     for element in container.iter(*_LINES):
         if element is container or not _alone(element):
             continue
         text = " ".join(element.text_content().split())
-        if (0 < len(_tokens(text)) < SHORT and next(element.iter(*_MEDIA), None) is None
-                and not any(isinstance(c.tag, str) and " ".join(c.text_content().split()) == text
-                            for c in element)):
+        if not 0 < len(_tokens(text)) < SHORT:
+            continue
+        if next(element.iter(*_MEDIA), None) is not None:
+            continue
+        if not any(isinstance(c.tag, str) and " ".join(c.text_content().split()) == text for c in element):
             copies.setdefault(text, []).append(element)
     extra = {element for same in copies.values() if len(same) >= 3 for element in same[1:]}
     return [element for element in extra

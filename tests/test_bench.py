@@ -28,7 +28,7 @@ def test_the_benchmark_measures_every_run_and_judges_every_target(tmp_path: Path
         seconds, peak_mb, code = data[run]
         assert seconds > 0 and peak_mb > 10 and code == 0, (run, data[run])
     assert set(data["targets"]) == {
-        "cold no slower than naive", "steady at least 20x faster than naive",
+        "cold at least 2.5x faster than naive", "steady at least 40x faster than naive",
         "large archive within 1.2x of steady", "peak memory flat in the number of feeds",
         "a search over 40 posts under 100 ms"}
     assert data["extractive_ms"] > 0 and data["startup_s"] > 0
