@@ -37,7 +37,7 @@ import lxml.html
 import yaml
 
 from ingest import sniff
-from ingest.clean import clean_html
+from ingest.clean import clean_tree
 from ingest.extract import extract_generic
 from ingest.scripts import HAN
 
@@ -75,7 +75,9 @@ def text_of(fragment: str) -> str:
 
 
 def with_ingest(html: str) -> str:
-    return text_of(clean_html(extract_generic(html, URL).html, base_url=URL))
+    article = extract_generic(html, URL)
+    assert article.tree is not None
+    return text_of(clean_tree(article.tree, base_url=URL).html)  # as `ingest run` cleans a page
 
 
 def with_trafilatura(html: str) -> str:

@@ -126,7 +126,18 @@ def clean_tree(root: lxml.html.HtmlElement, base_url: str | None = None) -> Clea
     """`clean` of an article already parsed, as a <div> holding it (it is changed)."""
     etree.strip_tags(root, etree.Comment, etree.ProcessingInstruction)  # as parse_fragment reads
     sanitize(root, base_url)
-    return Cleaned(serialize(root), root)
+    html = serialize(root)
+    if _CONTROL.search(html):  # a part of a page parsed whole keeps them; parse_fragment drops them
+        for element in root.iter():
+            element.text, element.tail = _no_controls(element.text), _no_controls(element.tail)
+            for name, value in element.attrib.items():
+                element.set(name, _CONTROL.sub("", value))
+        html = serialize(root)
+    return Cleaned(html, root)
+
+
+def _no_controls(text: str | None) -> str | None:
+    return _CONTROL.sub("", text) if text else text
 
 
 def clean_html(html: str, base_url: str | None = None) -> str:
@@ -141,9 +152,8 @@ def tree_of(article: str | lxml.html.HtmlElement) -> lxml.html.HtmlElement:
 
 
 def parse_document(html: str) -> lxml.html.HtmlElement:
-    """A whole page as an lxml tree (typed as what lxml.html really returns), its text read
-    as `parse_fragment` reads an article's: a part of it cleaned is as if parsed alone."""
-    return cast(lxml.html.HtmlElement, lxml.html.document_fromstring(_readable(html)))
+    """A whole page as an lxml tree (typed as what lxml.html really returns)."""
+    return cast(lxml.html.HtmlElement, lxml.html.document_fromstring(_PLAINTEXT.sub("", html)))
 
 
 def has_class(element: lxml.html.HtmlElement, name: str) -> bool:
@@ -152,7 +162,7 @@ def has_class(element: lxml.html.HtmlElement, name: str) -> bool:
 
 def parse_fragment(html: str) -> lxml.html.HtmlElement:
     """`html` as children of a <div>; input nested beyond libxml2's limit keeps its text."""
-    html = _readable(html)
+    html = _PLAINTEXT.sub("", _CONTROL.sub("", html.replace("\r\n", "\n").replace("\r", "\n")))
     if not html.strip(" \t\n\f"):  # a no-break space is text, not markup whitespace
         return lxml.html.Element("div")
     parser = lxml.html.HTMLParser(huge_tree=True, remove_comments=True, remove_pis=True)
@@ -160,11 +170,6 @@ def parse_fragment(html: str) -> lxml.html.HtmlElement:
     if any(e.type_name == "ERR_RESOURCE_LIMIT" for e in parser.error_log):
         root = _fragment(_text_only(html), lxml.html.HTMLParser())
     return root
-
-
-def _readable(html: str) -> str:
-    """Without what no parser should see: control characters, <plaintext>, CR line ends."""
-    return _PLAINTEXT.sub("", _CONTROL.sub("", html.replace("\r\n", "\n").replace("\r", "\n")))
 
 
 def _fragment(html: str, parser: lxml.html.HTMLParser) -> lxml.html.HtmlElement:
