@@ -145,8 +145,7 @@ def through_ingest_run(found: list[tuple[str, bytes, str]]) -> tuple[dict[str, s
         for post in (Path(folder) / "archive").glob("*/*/*/*/index.md"):
             loaded = load_post(post)
             if loaded:
-                # The reader strips the body's last newline, which the 原文 block ends with.
-                texts[str(loaded[0]["title"])] = text_of(split_body(loaded[1] + "\n")[0])
+                texts[str(loaded[0]["title"])] = text_of(split_body(loaded[1])[0])
     return texts, elapsed
 
 

@@ -251,7 +251,8 @@ def read_post(file: Path, path: str) -> KnownPost | None:
 @functools.cache
 def _front_matter_handler() -> Any:
     """python-frontmatter's YAML handler on libyaml's parser: 5× faster, which counts
-    when 100,000 posts are read back."""
+    when 100,000 posts are read back (only reindexing, recovery, search and verify read
+    posts back: imported then)."""
     from frontmatter.default_handlers import YAMLHandler
 
     class LibYAML(YAMLHandler):
@@ -263,14 +264,25 @@ def _front_matter_handler() -> Any:
 
 def load_post(file: Path) -> tuple[dict[str, object], str] | None:
     """A post's front matter and body; None (and a warning) when it cannot be read."""
-    import frontmatter  # only reindexing, recovery and search read posts back
-
     try:
-        post = frontmatter.load(file, handler=_front_matter_handler())
+        return split_front_matter(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError) as exc:
         log.warning("skipping unreadable post %s: %s", file, exc)
         return None
-    return post.metadata, post.content
+
+
+def split_front_matter(text: str) -> tuple[dict[str, object], str]:
+    """The one reader of a post's front matter: its mapping, and the body exactly as written
+    (python-frontmatter's own load strips it: the verifier judges its every line). Raises
+    ValueError, or yaml.YAMLError."""
+    handler = _front_matter_handler()
+    if not text.startswith("---\n") or "\n---\n" not in text[3:]:
+        raise ValueError("no front matter")
+    front, body = handler.split(text)
+    meta = handler.load(front)
+    if not isinstance(meta, dict):
+        raise ValueError("front matter is not a mapping")
+    return meta, body
 
 
 def known_post(meta: dict[str, object], path: str) -> KnownPost | None:

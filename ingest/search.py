@@ -191,7 +191,7 @@ def _document(file: Path) -> tuple[str, str, str, str] | None:
 
     # The post's article block (render.render_post), without the summary head: its
     # keywords would make phrases of words that never stand together in the article.
-    outer, _ = render.split_body(body + "\n")  # python-frontmatter strips the body's last newline
+    outer, _ = render.split_body(body)
     _, article = summary.split_block(outer.removeprefix("<div>\n\n").removesuffix("\n</div>\n"))
     text = " ".join(lxml.html.fragment_fromstring(article, create_parent="div").text_content().split()) \
         if article.strip() else ""

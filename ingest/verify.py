@@ -32,6 +32,7 @@ from urllib.parse import unquote, urlsplit
 import lxml.html
 import yaml
 
+from ingest.archive import split_front_matter
 from ingest.errors import IngestError
 from ingest.render import split_body
 
@@ -54,20 +55,10 @@ def posts(archive_dir: Path) -> Iterator[Path]:
     return iter(sorted(archive_dir.glob("*/*/*/*/index.md")))
 
 
-def split_post(text: str) -> tuple[dict[str, object], str]:
-    if not text.startswith("---\n") or "\n---\n" not in text[3:]:
-        raise ValueError("no front matter")
-    end = text.index("\n---\n", 3)
-    meta = yaml.safe_load(text[4:end])
-    if not isinstance(meta, dict):
-        raise ValueError("front matter is not a mapping")
-    return meta, text[end + 5:]
-
-
 def check_post(path: Path) -> list[str]:
     """What is wrong with one post, judged from its file alone."""
     try:
-        meta, body = split_post(path.read_text(encoding="utf-8"))
+        meta, body = split_front_matter(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
         return [f"unreadable: {exc}"]
     problems = [f"front matter lacks {key!r}" for key in REQUIRED_KEYS if key not in meta]
@@ -169,7 +160,7 @@ def _pages_by_post(listing: str, content: Path, out: Path) -> dict[str, Path]:
 
 
 def compare_rendered(post: Path, page: Path, out: Path) -> list[str]:
-    _, body = split_post(post.read_text(encoding="utf-8"))
+    _, body = split_front_matter(post.read_text(encoding="utf-8"))
     article, link = split_body(body)
     expected_html = article + (f'<div><p><a href="{link}">原文</a></p></div>' if link else "")
     expected = _shown(lxml.html.fragment_fromstring(expected_html, create_parent="div"))
