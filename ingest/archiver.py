@@ -19,7 +19,6 @@ from pathlib import Path, PurePosixPath
 
 from ingest.archive import Stage
 from ingest.article import build_article
-from ingest.cache import WorkerCache
 from ingest.config import Config, FeedSettings
 from ingest.extract import Pages
 from ingest.fetch import HTTP
@@ -28,6 +27,7 @@ from ingest.kept import Kept, PostRecord
 from ingest.llm import LLMSummarizer
 from ingest.models import Archived, Article, ImageOutcome, KnownPost, Outcome, Plan
 from ingest.render import StaticKeys, render_post
+from ingest.state import WorkerCache
 
 # Added to a post's source hash while its page or some images could not be had: the
 # entry then never looks unchanged, and later runs try again.

@@ -42,11 +42,11 @@ from urllib.parse import urlsplit, urlunsplit
 import lxml.html
 
 from ingest import archive, sniff
-from ingest.cache import WorkerCache
 from ingest.clean import parse_fragment, serialize
 from ingest.errors import ArchiveError, IngestError, RefusedAddressError
 from ingest.fetch import HTTP
 from ingest.models import ImageOutcome
+from ingest.state import WorkerCache
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ingest.cache import WorkerCache
 from ingest.config import SummaryLLM
 from ingest.errors import IngestError
 from ingest.fetch import HTTP
+from ingest.state import WorkerCache
 from ingest.summary import Summary, prose
 
 if TYPE_CHECKING:
