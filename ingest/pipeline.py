@@ -4,10 +4,11 @@ Threads do the slow parts (HTTP, parsing, cleaning, writing); the main thread
 alone reads and writes the state and decides, entry by entry, what to do and
 where its post goes, so one key is never archived twice in a run.
 
-For each feed, in one transaction each: the paths about to be written are
-journalled (`pending`); then, once its posts are on disk, they are recorded
-with the feed's new validators and the journal entries are cleared. A run
-killed at any point leaves work that the next run redoes, never work lost.
+For each feed, the paths about to be written are journalled (`pending`), in a
+transaction; then, once its posts are on disk, they are recorded with the
+feed's new validators and the journal entries are cleared, in one transaction
+with the other feeds finished meanwhile (`_flush`). A run killed at any point
+leaves work that the next run redoes, never work lost.
 """
 
 from __future__ import annotations
@@ -58,11 +59,10 @@ FEED_ADVICE = {
     404: "the feed moved or is gone, fix its url in config.yaml",
     410: "the feed is gone for good; remove it from config.yaml",
 }
-# Feeds that archived nothing (a 304, an error) are recorded this many to a commit.
-QUIET_BATCH = 100
 # The files of the feeds finished meanwhile are named together (archive.commit_all: a
-# sync before, one after), then those feeds are recorded in one transaction: when this
-# many feeds are finished, or this many seconds have passed.
+# sync before, one after, none when they wrote nothing: a 304, an error), then those
+# feeds are recorded in one transaction: when this many feeds are finished, or this many
+# seconds have passed.
 FLUSH_FEEDS = 100
 FLUSH_SECONDS = 2.0
 # Files a feed's stage holds before they are named, when the feed has not finished by then.
@@ -165,8 +165,7 @@ class Run:
         self.kept = Kept(config.kept_sources) if config.kept_sources else None
         self._claimed: dict[str, str] = {}  # entry key → the feed writing its post in this run
         self._polls: dict[str, FeedState] = {}
-        self._quiet: list[tuple[FeedResult, Validators | None]] = []
-        self._finished: list[_Feed] = []  # feeds whose posts are staged, not yet recorded
+        self._finished: list[_Feed] = []  # feeds finished, not yet recorded
         self._flushed = time.monotonic()
         self._archiver: Archiver | None = None
         self._on_feed: Callable[[FeedResult], None] | None = None
@@ -227,7 +226,6 @@ class Run:
                     if self._flush_due():
                         self._flush()
                 self._flush()
-                self._record_quiet_feeds()
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 self._salvage(jobs)
@@ -277,14 +275,6 @@ class Run:
         poll = FeedPoll(FeedStatus.OK, parsed=ParsedFeed(settings.feed.name, None, tuple(entries)),
                         origins=origins)
         return self.execute((settings,), given={settings.feed.url: poll}).feeds[0]
-
-    def _record_quiet_feeds(self) -> None:
-        if not self._quiet:
-            return
-        with self.state.transaction():
-            for result, validators in self._quiet:
-                self.state.record_feed(result, validators, self.clock())
-        self._quiet.clear()
 
     def _begin(self, job: _Feed, index: int, polled: dict[int, FeedPoll],
                given: Mapping[str, FeedPoll], force: bool) -> None:
@@ -397,12 +387,8 @@ class Run:
         # Validators are kept only when nothing is left to finish: what failed must come back.
         job.validators = job.poll.validators if not result.unfinished else None
         job.result = result
-        if job.journalled or job.images:
+        if job.journalled or job.images or job.record:
             self._finished.append(job)  # recorded once its posts are on disk (_flush)
-        elif job.record:  # nothing archived: recorded with others, not one commit a feed
-            self._quiet.append((result, job.validators))
-            if len(self._quiet) >= QUIET_BATCH:
-                self._record_quiet_feeds()
         log.debug("%s: %s", feed.name, result.status.value)
         if self._on_feed is not None:
             self._on_feed(result)
