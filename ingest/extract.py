@@ -48,9 +48,6 @@ _CHROME = ("nav", "footer", "aside", "form")
 _WORD = re.compile(rf"[{HAN}]|[^\W_](?:[^\W_]|[{MARKS}])*")
 _TAG = re.compile(r"<(?:[^>\"']|\"[^\"]*\"|'[^']*')*>")
 _COVERAGE = 0.95  # the article's container must hold this share of what readability found
-# What readability's cleaner reads links and styles from (lxml's iterlinks).
-_LINKS_AND_STYLES = ("href", "src", "srcset", "action", "background", "cite", "classid", "codebase",
-                     "data", "longdesc", "profile", "usemap", "poster", "archive", "style")
 
 
 class Pages:
@@ -114,7 +111,7 @@ def extract_generic(html: str, url: str) -> PageArticle:
         for element in hidden:
             element.drop_tree()
     resolve_lazy_images(root)
-    located = _text(_readability()(_bare(root)).summary(html_partial=True))
+    located = _text(_readability()(root).summary(html_partial=True))
     container = _container_of(root, count_words(located))
     if container is None:
         container = _densest(root)
@@ -157,25 +154,18 @@ def _hidden(element: lxml.html.HtmlElement) -> bool:
             or bool(_FOR_SCREEN_READERS.search(element.get("class") or "")))
 
 
-def _bare(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
-    """A copy of the page for readability, which needs of it only its elements, their
-    classes and ids, and text (only the words of what it finds are used): without what
-    readability's cleaner drops (links, comments) and without links and styles."""
-    bare = copy.deepcopy(root)
-    etree.strip_elements(bare, "link", etree.Comment, etree.ProcessingInstruction, with_tail=False)
-    etree.strip_attributes(bare, *_LINKS_AND_STYLES)
-    return bare
-
-
 @functools.cache
 def _readability() -> type[Any]:
-    """readability-lxml's Document for a `_bare` page: its cleaner, a third of its time, has
-    nothing left to do and is not run; each attempt reads a copy, as the cleaner's."""
+    """readability-lxml's Document for a page already parsed and rid of scripts, styles and
+    hidden elements: each attempt reads a copy without what its cleaner would drop (links,
+    comments) and its cleaner, half of its time with nothing left to do, is not run."""
     from readability import Document  # imported on first use: start-up stays fast
 
     class Bare(Document):  # type: ignore[misc]  # readability has no types
         def _parse(self, page: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
-            return copy.deepcopy(page)
+            bare = copy.deepcopy(page)
+            etree.strip_elements(bare, "link", etree.Comment, etree.ProcessingInstruction, with_tail=False)
+            return bare
 
     return Bare
 
