@@ -140,10 +140,6 @@ def _no_controls(text: str | None) -> str | None:
     return _CONTROL.sub("", text) if text else text
 
 
-def clean_html(html: str, base_url: str | None = None) -> str:
-    return clean(html, base_url).html
-
-
 def tree_of(article: str | lxml.html.HtmlElement) -> lxml.html.HtmlElement:
     """A cleaned article's tree, parsed from its HTML when only that is at hand."""
     if isinstance(article, str):

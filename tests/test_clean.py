@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.clean import ATTRIBUTES, ELEMENTS, URL_ATTRS, clean_html
+from ingest.clean import ATTRIBUTES, ELEMENTS, URL_ATTRS, clean
 from ingest.render import escape_shortcodes
 from ingest.urls import safe_url
 
@@ -33,13 +33,13 @@ def test_safe_input_keeps_its_bytes() -> None:
               '36krcdn.com/a?x-oss-process=image/format,jpg/interlace,1"/></p><h2><strong>标题</strong>'
               '</h2><p class="editor-note">本文来自<a href="https://mp.weixin.qq.com/s/x" '
               'rel="noopener noreferrer nofollow" target="_blank">“量子位”</a>。</p>')
-    assert clean_html(source) == source
+    assert clean(source).html == source
 
 
 def test_serialization_matches_the_samples_round_trip() -> None:
-    assert clean_html('<p>a<br>b<img src="x.png" alt=\'say "hi"\'></p>') == \
+    assert clean('<p>a<br>b<img src="x.png" alt=\'say "hi"\'></p>').html == \
         "<p>a<br/>b<img alt='say \"hi\"' src=\"x.png\"/></p>"
-    assert clean_html("<p>&nbsp;&amp;&lt;&gt;&quot;</p>") == '<p>\xa0&amp;&lt;&gt;"</p>'
+    assert clean("<p>&nbsp;&amp;&lt;&gt;&quot;</p>").html == '<p>\xa0&amp;&lt;&gt;"</p>'
 
 
 @pytest.mark.parametrize(("source", "forbidden"), [
@@ -60,8 +60,8 @@ def test_serialization_matches_the_samples_round_trip() -> None:
     ("<style>body{display:none}</style>", "display"),
 ])
 def test_nothing_executable_survives(source: str, forbidden: str) -> None:
-    assert forbidden not in clean_html(source + "<p>kept</p>").lower()
-    assert "kept" in clean_html(source + "<p>kept</p>")
+    assert forbidden not in clean(source + "<p>kept</p>").html.lower()
+    assert "kept" in clean(source + "<p>kept</p>").html
 
 
 @pytest.mark.parametrize(("source", "expected"), [
@@ -89,47 +89,47 @@ def test_nothing_executable_survives(source: str, forbidden: str) -> None:
     ("\u3000\u3000<p>x</p>", "\u3000\u3000<p>x</p>"),
 ])
 def test_the_allowlist(source: str, expected: str) -> None:
-    assert clean_html(source) == expected
+    assert clean(source).html == expected
 
 
 def test_raster_data_images_survive_other_data_urls_do_not() -> None:
-    assert 'src="data:image/png;base64,AAAA"' in clean_html('<img src="data:image/png;base64,AAAA">')
-    assert "data:" not in clean_html('<a href="data:image/png;base64,AAAA">x</a>')
+    assert 'src="data:image/png;base64,AAAA"' in clean('<img src="data:image/png;base64,AAAA">').html
+    assert "data:" not in clean('<a href="data:image/png;base64,AAAA">x</a>').html
 
 
 def test_relative_urls_become_absolute() -> None:
-    out = clean_html('<a href="/p/1">a</a><img src="i.png" srcset="i.png 1x, /j.png 2x">',
-                     "https://site.example/post/")
+    out = clean('<a href="/p/1">a</a><img src="i.png" srcset="i.png 1x, /j.png 2x">',
+                     "https://site.example/post/").html
     assert 'href="https://site.example/p/1"' in out
     assert 'src="https://site.example/post/i.png"' in out
     assert 'srcset="https://site.example/post/i.png 1x, https://site.example/j.png 2x"' in out
 
 
 def test_blank_lines_dropped_outside_pre_and_encoded_inside() -> None:
-    out = clean_html("\n\n<p>a</p>\n  \n\n<p>b\n\n c</p><pre>x\n\n\ny\n  \nz</pre>\n\n")
+    out = clean("\n\n<p>a</p>\n  \n\n<p>b\n\n c</p><pre>x\n\n\ny\n  \nz</pre>\n\n").html
     assert not BLANK_LINE.search(out)
     assert out == "<p>a</p>\n  <p>b\n c</p><pre>x\n&#10;\ny\n  &#10;z</pre>"
     assert pre_texts(out) == ["x\n\n\ny\n  \nz"]
 
 
 def test_newlines_in_attributes_cannot_make_blank_lines() -> None:
-    out = clean_html('<img alt="one\n\ntwo" src="a.png">')
+    out = clean('<img alt="one\n\ntwo" src="a.png">').html
     assert not BLANK_LINE.search(out) and "one&#10;&#10;two" in out
 
 
 def test_noscript_fallback_kept_only_when_new() -> None:
     lazy = '<img data-src="https://x/a.jpg"><noscript><img src="https://x/a.jpg"></noscript>'
-    assert clean_html(lazy).count("a.jpg") == 1
-    assert "b.jpg" in clean_html('<noscript><img src="https://x/b.jpg"></noscript>')
+    assert clean(lazy).html.count("a.jpg") == 1
+    assert "b.jpg" in clean('<noscript><img src="https://x/b.jpg"></noscript>').html
 
 
 def test_office_namespaced_tags_keep_their_text() -> None:
-    assert clean_html("<p>in <st1:place>Paris</st1:place><o:p>&nbsp;</o:p></p>") == "<p>in Paris\xa0</p>"
+    assert clean("<p>in <st1:place>Paris</st1:place><o:p>&nbsp;</o:p></p>").html == "<p>in Paris\xa0</p>"
 
 
 def test_nesting_deeper_than_libxml2_allows_keeps_the_text() -> None:
     deep = "<div>" * 5000 + "deep text" + "</div>" * 5000 + "<p>after &amp; more</p>"
-    out = clean_html(deep)
+    out = clean(deep).html
     assert text_of(out) == "deep text after & more"
 
 
@@ -165,7 +165,7 @@ FRAGMENT = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(FRAGMENT)
 def test_property_text_preserved(source: str) -> None:
-    out = clean_html(source)
+    out = clean(source).html
     assert text_of(out) == text_of(source)
     assert pre_texts(out) == pre_texts(source)
 
@@ -173,9 +173,9 @@ def test_property_text_preserved(source: str) -> None:
 @settings(max_examples=300, deadline=None)
 @given(FRAGMENT)
 def test_property_never_a_blank_line_and_idempotent(source: str) -> None:
-    out = clean_html(source)
+    out = clean(source).html
     assert not BLANK_LINE.search(out)
-    assert clean_html(out) == out
+    assert clean(out).html == out
 
 
 @settings(max_examples=300, deadline=None)
@@ -183,7 +183,7 @@ def test_property_never_a_blank_line_and_idempotent(source: str) -> None:
                                  "pre", "p", "svg", "img src", "<!--", "-->"]),
     max_size=60).map("".join))
 def test_property_hostile_soup_is_safe(source: str) -> None:
-    out = clean_html(source)
+    out = clean(source).html
     assert not BLANK_LINE.search(out)
     parsed = lxml.html.fragment_fromstring(out, create_parent="div") if out.strip() else None
     if parsed is not None:
@@ -196,9 +196,9 @@ def test_property_hostile_soup_is_safe(source: str) -> None:
 @settings(max_examples=200, deadline=None)
 @given(FRAGMENT)
 def test_property_no_shortcode_opener_after_escaping(source: str) -> None:
-    out = escape_shortcodes(clean_html(source))
+    out = escape_shortcodes(clean(source).html)
     assert "{{<" not in out and "{{%" not in out
-    assert text_of(out) == text_of(clean_html(source))
+    assert text_of(out) == text_of(clean(source).html)
 
 
 SOUP = st.lists(st.sampled_from([
@@ -212,7 +212,7 @@ SOUP = st.lists(st.sampled_from([
 @settings(max_examples=400, deadline=None)
 @given(SOUP)
 def test_property_only_allowed_elements_attributes_and_schemes(source: str) -> None:
-    out = clean_html(source, "https://site.example/a/")
+    out = clean(source, "https://site.example/a/").html
     assert not BLANK_LINE.search(out)
     escaped = escape_shortcodes(out)
     assert "{{<" not in escaped and "{{%" not in escaped

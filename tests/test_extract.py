@@ -7,7 +7,7 @@ import pytest
 
 from ingest import sniff
 from ingest.article import is_summary
-from ingest.clean import clean_html
+from ingest.clean import clean
 from ingest.errors import ExtractError
 from ingest.extract import extract_generic
 from ingest.sources import kr36
@@ -56,7 +56,7 @@ def test_36kr_ids_and_newsflashes() -> None:
 
 def test_generic_page_keeps_the_article_and_drops_the_chrome() -> None:
     found = extract_generic(page("generic-article.html"), f"{BASE}/blog/build-time")
-    cleaned = clean_html(found.html, found.url)
+    cleaned = clean(found.html, found.url).html
     body = text(cleaned)
     assert found.title == "How we cut our build time in half"
     assert found.published == datetime(2024, 5, 2, 6, 30, tzinfo=UTC)
@@ -119,7 +119,7 @@ def test_generic_extraction_keeps_corpus_articles_whole_in_any_chrome() -> None:
     recalls, images = [], []
     for title, url, article in articles:
         for style in range(STYLES):
-            out = clean_html(extract_generic(site_page(title, article, style), url).html, url)
+            out = clean(extract_generic(site_page(title, article, style), url).html, url).html
             recalls.append(kept(words(article), words(out)) or 0.0)
             image = kept(features(article)["images"], features(out)["images"])
             if image is not None:
@@ -165,7 +165,7 @@ def test_what_surrounds_a_story_goes_and_the_story_stays() -> None:
       <div class="support-box"><img src="/qr.png"><p>Keep the newsroom going</p><a href="/give">Give</a></div>
       <div class="comments">12 comments. Log in to join the conversation.</div>
     </div></div></body></html>"""
-    out = clean_html(extract_generic(page, "https://news.example/ferry").html, "https://news.example/ferry")
+    out = clean(extract_generic(page, "https://news.example/ferry").html, "https://news.example/ferry").html
     for text in [*STORY, "Route map", "Timetable", "every 20 minutes", "Queues already at the new terminal"]:
         assert text in out
     assert 'src="https://news.example/terminal.jpg"' in out and 'src="https://news.example/pier.jpg"' in out
@@ -197,7 +197,7 @@ def test_what_the_page_hides_or_says_again_and_again_goes() -> None:
       <div class="support-pay"><img src="/qr.png"><div>เท่าไรก็ได้ การสนับสนุนจากคุณ คือการร่วมสร้างและรักษาสื่อเสรี
         ร่วมสนับสนุนเรา โอนเงิน พร้อมเพย์ มูลนิธิสื่อเพื่อการศึกษาของชุมชน</div></div>
     </div></body></html>"""
-    out = clean_html(extract_generic(page, "https://news.example/ferry").html, "https://news.example/ferry")
+    out = clean(extract_generic(page, "https://news.example/ferry").html, "https://news.example/ferry").html
     for kept in [*STORY, "every 20 minutes", "hourly at night", "none on 25 December", "Adults pay",
                  "Children ride free", "Bicycles pay"]:
         assert kept in out, kept
