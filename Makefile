@@ -3,31 +3,38 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 # apt-get needs root: use sudo when not root and sudo exists.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
-.PHONY: install run test lint typecheck unit workflows demo bench bench-pages bench-extractors bench-feedparser hugo node clean
+.PHONY: install dev run test lint typecheck unit workflows demo bench bench-pages bench-extractors bench-feedparser hugo node clean
 
-install: $(STAMP)
+install: $(STAMP)  ## what ingest itself needs (what cron and the scheduled workflow run)
+
+dev: $(DEV_STAMP)  ## and what the tests and benchmarks need (the dev and bench extras)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	touch $@
+
+$(DEV_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	touch $@
 
 run: install  ## archive every configured feed once (what cron runs)
 	$(BIN)/ingest run
 
-test: install hugo lint typecheck workflows unit  ## what CI runs: ruff, mypy, actionlint, pytest
+test: dev hugo lint typecheck workflows unit  ## what CI runs: ruff, mypy, actionlint, pytest
 
-lint: install
+lint: dev
 	$(BIN)/ruff check ingest tests demo bench
 
-typecheck: install
+typecheck: dev
 	$(BIN)/mypy
 
-unit: install hugo
+unit: dev hugo
 	$(BIN)/pytest
 
 workflows: node  ## actionlint on .github/workflows (its WebAssembly build: no download at install)
@@ -37,17 +44,17 @@ workflows: node  ## actionlint on .github/workflows (its WebAssembly build: no d
 demo: install hugo  ## archive the demo feeds from 127.0.0.1 and build them with Hugo
 	$(BIN)/python demo/run.py
 
-bench: install  ## real pages' extraction, then ingest against the naive approach on 127.0.0.1 (out/bench.json)
+bench: dev  ## real pages' extraction, then ingest against the naive approach on 127.0.0.1 (out/bench.json)
 	$(BIN)/python -m bench.realpages
 	$(BIN)/python -m bench.run
 
-bench-pages: install  ## extraction on real article pages (newspaper4k's test pages, fetched with pip)
+bench-pages: dev  ## extraction on real article pages (newspaper4k's test pages, fetched with pip)
 	$(BIN)/python -m bench.realpages --pages
 
-bench-extractors: install  ## the extractor comparison behind ingest/extract.py (needs ../shared)
+bench-extractors: dev  ## the extractor comparison behind ingest/extract.py (needs ../shared)
 	$(BIN)/python -m bench.extractors
 
-bench-feedparser: install  ## ingest over feedparser's own ~2,200 test feeds (its sdist, fetched with pip)
+bench-feedparser: dev  ## ingest over feedparser's own ~2,200 test feeds (its sdist, fetched with pip)
 	$(BIN)/python -m bench.feedparser_suite
 
 hugo:
