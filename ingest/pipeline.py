@@ -81,6 +81,38 @@ def decide(entry: Entry, known: KnownPost | None, feed: str) -> Outcome:
     return Outcome.UPDATED
 
 
+def triage(entries: Sequence[Entry], known: Mapping[str, KnownPost], feed: str,
+           claimed: Mapping[str, str], *, only_new: bool = False,
+           ) -> tuple[list[EntryResult], list[tuple[Entry, KnownPost | None]]]:
+    """What each entry of `feed` becomes, from what the state knows of its key (`known`)
+    and the keys other feeds are writing in this run (`claimed`, key → feed): the entries
+    left as they are, and the work to archive (each entry with its post, if it has one)."""
+    results: list[EntryResult] = []
+    work: list[tuple[Entry, KnownPost | None]] = []
+    seen: set[str] = set()
+    for entry in entries:
+        post = known.get(entry.key)
+        path = post.path if post is not None else None
+        if entry.key in seen:
+            # The feed gives one identity twice: its first entry is the post, the
+            # others never rewrite it (else every run would flip between them).
+            results.append(EntryResult(entry.key, entry.title, Outcome.UNCHANGED, path, owner=feed))
+            continue
+        seen.add(entry.key)
+        outcome = decide(entry, post, feed)
+        owner = post.feed if post is not None and post.feed != feed else None
+        if only_new and post is not None:
+            outcome, owner = Outcome.UNCHANGED, None
+        if outcome is not Outcome.UNCHANGED and entry.key in claimed:
+            # The same article twice in this run: the feed writing it owns it.
+            outcome, owner = Outcome.UNCHANGED, claimed[entry.key]
+        if outcome is Outcome.UNCHANGED:
+            results.append(EntryResult(entry.key, entry.title, outcome, path, owner=owner))
+        else:
+            work.append((entry, post))
+    return results, work
+
+
 def post_date(entry: Entry, known: KnownPost | None, first_seen: datetime | None) -> datetime:
     """A post's date: kept once archived; else published, updated, or first seen."""
     if known is not None:
@@ -305,30 +337,9 @@ class Run:
             return
         entries = poll.parsed.entries
         known = self.state.known(e.key for e in entries)
-        name = job.settings.feed.name
-        work: list[tuple[Entry, KnownPost | None]] = []
-        seen: set[str] = set()
-        for entry in entries:
-            path = known[entry.key].path if entry.key in known else None
-            if entry.key in seen:
-                # The feed gives one identity twice: its first entry is the post, the
-                # others never rewrite it (else every run would flip between them).
-                job.results.append(EntryResult(entry.key, entry.title, Outcome.UNCHANGED, path, owner=name))
-                continue
-            seen.add(entry.key)
-            post = known.get(entry.key)
-            outcome = decide(entry, post, name)
-            owner = post.feed if post is not None and post.feed != name else None
-            if self.only_new and post is not None:
-                outcome, owner = Outcome.UNCHANGED, None
-            if outcome is not Outcome.UNCHANGED and entry.key in self._claimed:
-                # The same article twice in this run: the feed writing it owns it.
-                outcome, owner = Outcome.UNCHANGED, self._claimed[entry.key]
-            if outcome is Outcome.UNCHANGED:
-                job.results.append(EntryResult(entry.key, entry.title, outcome, path, owner=owner))
-            else:
-                self._claimed[entry.key] = name
-                work.append((entry, post))
+        results, work = triage(entries, known, job.settings.feed.name, self._claimed, only_new=self.only_new)
+        job.results.extend(results)
+        self._claimed.update((entry.key, job.settings.feed.name) for entry, _ in work)
         if not work:
             return
         undated = [e.key for e, k in work if k is None and e.published is None and e.updated is None]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ingest.models import Entry, KnownPost, Outcome
-from ingest.pipeline import decide
+from ingest.pipeline import decide, triage
 from tests.conftest import DATA, SHARED, Project, front_matter, needs_shared
 from tests.loopback import Loopback
 
@@ -34,6 +34,22 @@ def test_decide() -> None:
     assert decide(entry(), known(), "a") is Outcome.UNCHANGED
     assert decide(entry("h2"), known(), "a") is Outcome.UPDATED
     assert decide(entry("h2"), known(feed="b"), "a") is Outcome.UNCHANGED  # b's post: b updates it
+
+
+def test_triage_of_a_feeds_entries() -> None:
+    new, changed, same, twice = (Entry(k, k, None, WHEN, None, "<p>x</p>", None, h)
+                                 for k, h in (("n", "h1"), ("k", "h2"), ("s", "h1"), ("n", "h9")))
+    posts = {"k": known(), "s": KnownPost("s", "a", "2024/01/01/s/index.md", "h1", WHEN, WHEN)}
+    results, work = triage([new, changed, same, twice], posts, "a", {})
+    assert [(e.key, p) for e, p in work] == [("n", None), ("k", posts["k"])]
+    assert [(r.key, r.outcome, r.owner) for r in results] == [("s", Outcome.UNCHANGED, None),
+                                                              ("n", Outcome.UNCHANGED, "a")]
+    # Claimed by another feed in this run: that feed owns it; only new entries with only_new.
+    results, work = triage([new, changed], posts, "a", {"n": "b"}, only_new=True)
+    assert work == [] and [(r.key, r.owner) for r in results] == [("n", "b"), ("k", None)]
+    # Another feed's post: it is that feed's to update.
+    results, work = triage([changed], {"k": known(feed="b")}, "a", {})
+    assert work == [] and results[0].owner == "b"
 
 
 @needs_shared
