@@ -105,11 +105,10 @@ def extract_generic(html: str, url: str) -> PageArticle:
         raise ExtractError(f"empty page ({url})")
     root = parse_document(html)
     etree.strip_elements(root, *_CODE, with_tail=False)
-    hidden = [e for e in _maybe_hidden(root) if _hidden(e)]
-    # A page whose script shows the whole article hides it until then: its text stays.
-    if sum(len(e.text_content()) for e in hidden) < 0.5 * len(root.text_content()):
-        for element in hidden:
-            element.drop_tree()
+    # What the page hides goes, but for prose: a script shows the rest of an article (or
+    # the whole of one) when asked, and what it would show stays.
+    for element in [e for e in _maybe_hidden(root) if _hidden(e) and not _holds_prose(e)]:
+        element.drop_tree()
     resolve_lazy_images(root)
     located = _text(_readability()(root).summary(html_partial=True))
     container = _container_of(root, count_words(located))
@@ -152,6 +151,11 @@ def _hidden(element: lxml.html.HtmlElement) -> bool:
         return False
     return (element.get("hidden") is not None or bool(_HIDDEN.search(element.get("style") or ""))
             or bool(_FOR_SCREEN_READERS.search(element.get("class") or "")))
+
+
+def _holds_prose(element: lxml.html.HtmlElement) -> bool:
+    """Whether `element` holds paragraphs of prose (two or more of a sentence or longer)."""
+    return sum(1 for p in element.iter("p") if len(_runs(_tokens(p.text_content()))) >= PROSE_RUNS) >= 2
 
 
 @functools.cache

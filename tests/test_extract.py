@@ -208,9 +208,13 @@ def test_what_the_page_hides_or_says_again_and_again_goes() -> None:
         assert gone not in out, gone
 
 
-def test_a_page_hidden_until_its_script_runs_keeps_its_article() -> None:
-    paragraphs = "".join(f"<p>{text}</p>" for text in STORY)
-    page = (f'<html><body><div id="app" style="display:none"><article>{paragraphs}</article></div>'
-            "</body></html>")
-    out = extract_generic(page, "https://news.example/ferry").html
-    assert all(text in out for text in STORY)
+def test_what_a_script_would_show_of_the_article_stays() -> None:
+    paragraphs = [f"<p>{text}</p>" for text in STORY]
+    whole = (f'<html><body><div id="app" style="display:none"><article>{"".join(paragraphs)}</article>'
+             "</div></body></html>")
+    rest = (f'<html><body><article>{"".join(paragraphs[:3])}'
+            f'<div class="more" hidden>{"".join(paragraphs[3:])}</div><button>Read more</button>'
+            '<div style="display: none">Log in to save this article.</div></article></body></html>')
+    for page in (whole, rest):
+        out = extract_generic(page, "https://news.example/ferry").html
+        assert all(text in out for text in STORY) and "Log in" not in out
