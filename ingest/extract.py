@@ -40,6 +40,7 @@ from ingest.fetch import HTTP
 from ingest.models import Document, PageArticle
 from ingest.scripts import HAN, MARKS
 from ingest.sources import kr36
+from ingest.workqueue import KeyedLocks
 
 PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 _CONTAINERS = ("div", "article", "section", "main", "td", "body")
@@ -59,8 +60,7 @@ class Pages:
         self._clock = clock
         self._kr36_site = kr36_site
         self._max_bytes = max_bytes
-        self._lock = threading.Lock()
-        self._hosts: dict[str, threading.Lock] = {}
+        self._hosts = KeyedLocks(lambda host: threading.Lock())  # a host's pages, one at a time
         self._blocked: dict[str, str] = {}  # host → the wall it answered with, this run
 
     def article(self, link: str) -> PageArticle:
@@ -70,7 +70,7 @@ class Pages:
         # A host's pages are read one at a time, from the look at its walls to the
         # record of a new one: a page queued behind one that meets a wall, or a page
         # without the article, must see that wall and never be sent.
-        with self._host_lock(host):
+        with self._hosts(host):
             wall = self._blocked.get(host)
             if wall:
                 raise BlockedError(url, f"{host} answered with {wall} earlier in this run; its pages "
@@ -93,10 +93,6 @@ class Pages:
                                         "not archived from the page, tried again next run") from None
         # Outside the lock: other pages may be fetched meanwhile.
         return replace(extract_generic(html, response.url), document=document)
-
-    def _host_lock(self, host: str) -> threading.Lock:
-        with self._lock:
-            return self._hosts.setdefault(host, threading.Lock())
 
 
 def extract_generic(html: str, url: str) -> PageArticle:

@@ -44,6 +44,7 @@ from ingest import __version__, sniff
 from ingest.connect import AddressPolicy, GuardedBackend, RefusedAddress, UnresolvedHost, deadline
 from ingest.errors import BlockedError, FetchError, HTTPStatusError, RefusedAddressError, TooLargeError
 from ingest.models import Response, Validators
+from ingest.workqueue import KeyedLocks
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,9 @@ class Fetcher:
         self._policy = policy
         self._sleep = sleep
         self._monotonic = monotonic
-        self._lock = threading.Lock()
-        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        # A host's requests at a time: one when its requests are spaced, else per_host.
+        self._slots = KeyedLocks(lambda host: threading.BoundedSemaphore(
+            1 if policy.host_delays.get(host) else policy.per_host))
         self._next_at: dict[str, float] = {}
 
     def get(self, url: str, *, max_bytes: int, validators: Validators | None = None,
@@ -201,12 +203,7 @@ class Fetcher:
     @contextmanager
     def _host_slot(self, host: str) -> Iterator[None]:
         delay = self._policy.host_delays.get(host, 0.0)
-        with self._lock:
-            slot = self._slots.get(host)
-            if slot is None:
-                slot = threading.BoundedSemaphore(1 if delay else self._policy.per_host)
-                self._slots[host] = slot
-        with slot:
+        with self._slots(host):
             if delay:
                 wait = self._next_at.get(host, 0.0) - self._monotonic()
                 if wait > 0:

@@ -47,6 +47,7 @@ from ingest.errors import ArchiveError, IngestError, RefusedAddressError
 from ingest.fetch import HTTP
 from ingest.models import ImageOutcome
 from ingest.state import WorkerCache
+from ingest.workqueue import KeyedLocks
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ class ImageStore:
         self._max_bytes = max_bytes
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="ingest-images")
         self._lock = threading.Lock()
-        self._url_locks: dict[str, threading.Lock] = {}
+        self._urls = KeyedLocks(lambda url: threading.Lock())  # an image URL, one thread at a time
         self._archived: dict[str, tuple[str, str]] = {}  # URL → (file, folder), this run
         self._failed: dict[str, ImageOutcome] = {}  # URL → its failure, this run
 
@@ -179,9 +180,7 @@ class ImageStore:
                 budget: Budget = Budget()) -> ImageOutcome:
         """One image into `folder`: found there, copied from another post, or downloaded."""
         url = download_url(url)
-        with self._lock:
-            lock = self._url_locks.setdefault(url, threading.Lock())
-        with lock:  # two posts wanting one new image: the second waits and copies
+        with self._urls(url):  # two posts wanting one new image: the second waits and copies
             target = self._archive / folder
             stem = file_stem(url)
             present = next(iter(_files(target, stem)), None)

@@ -1,4 +1,5 @@
-"""Feeding a thread pool a few tasks at a time, and hearing back as each finishes.
+"""Feeding a thread pool a few tasks at a time, and hearing back as each finishes; and
+the locks that keep threads apart by key (a host, a URL).
 
 The pipeline has thousands of tasks (an entry each) and must act on each as it
 ends; `concurrent.futures.wait` over all pending futures costs O(pending) per
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 import functools
 import queue
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 Tag = TypeVar("Tag")  # what tells the caller which task finished
+Lock = TypeVar("Lock")  # a threading.Lock, a BoundedSemaphore: what the key's threads take
 
 
 class BoundedPool(Generic[Tag]):
@@ -55,3 +58,17 @@ class BoundedPool(Generic[Tag]):
         self._done.put((tag, future))
 
 
+class KeyedLocks(Generic[Lock]):
+    """A lock (or a semaphore) a key, made by `make` the first time the key is asked for."""
+
+    def __init__(self, make: Callable[[str], Lock]) -> None:
+        self._make: Callable[[str], Lock] = make
+        self._lock = threading.Lock()
+        self._made: dict[str, Lock] = {}
+
+    def __call__(self, key: str) -> Lock:
+        with self._lock:
+            made = self._made.get(key)
+            if made is None:
+                made = self._made[key] = self._make(key)
+            return made

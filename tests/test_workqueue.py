@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ingest.workqueue import BoundedPool
+from ingest.workqueue import BoundedPool, KeyedLocks
 
 
 def test_at_most_limit_tasks_are_in_the_pool_and_each_answers_once() -> None:
@@ -71,3 +71,17 @@ def test_tasks_beyond_the_limit_wait_outside_the_pool() -> None:
         gate.set()
         assert [pool.next_done()[0] for _ in range(2)] == ["first", "second"]
         assert executor.submitted == 2
+
+
+def test_keyed_locks_make_one_lock_a_key_whatever_the_threads() -> None:
+    made: list[str] = []
+
+    def make(key: str) -> threading.Lock:
+        made.append(key)
+        return threading.Lock()
+
+    locks = KeyedLocks(make)
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(locks, ["a", "b"] * 200))
+    assert sorted(made) == ["a", "b"]
+    assert len({id(lock) for lock in got}) == 2 and got[0] is locks("a") and got[1] is locks("b")
