@@ -40,6 +40,7 @@ from pathlib import Path, PurePosixPath
 from ingest import archive
 from ingest.errors import SourceError
 from ingest.models import Document, KnownPost
+from ingest.workqueue import KeyedLocks
 
 FORMAT = 1
 GZIP_LEVEL = 6  # nearly level 9's size at a third of its time; fixed, so the bytes are too
@@ -86,7 +87,7 @@ class Kept:
         self.folder = folder
         self._incoming = folder / INCOMING
         self._lock = threading.Lock()
-        self._locks: dict[str, threading.Lock] = {}  # object name → held while it is staged
+        self._objects = KeyedLocks(lambda name: threading.Lock())  # held while it is staged
         self._staged: dict[str, archive.Stage] = {}  # object name → the stage writing it
         self._swept = False
         self.documents = 0  # stored by this process: a document kept before is not counted
@@ -126,8 +127,7 @@ class Kept:
         with self._lock:
             if not self._swept:
                 self._sweep()
-            lock = self._locks.setdefault(name, threading.Lock())
-        with lock:
+        with self._objects(name):
             with self._lock:
                 mine = self._staged.get(name) is not stage
             mine = mine and not (self._object(name).exists() or self._chunk_list(name).exists())
