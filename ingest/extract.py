@@ -38,7 +38,7 @@ from ingest.clean import embeds, name_words, parse_document, resolve_lazy_images
 from ingest.errors import BlockedError, ExtractError
 from ingest.fetch import HTTP
 from ingest.models import Document, PageArticle
-from ingest.scripts import HAN, MARKS
+from ingest.scripts import HAN, marks
 from ingest.sources import kr36
 from ingest.workqueue import KeyedLocks
 
@@ -46,7 +46,7 @@ PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 _CONTAINERS = ("div", "article", "section", "main", "td", "body")
 _CODE = ("script", "style")
 _CHROME = ("nav", "footer", "aside", "form")
-_WORD = re.compile(rf"[{HAN}]|[^\W_](?:[^\W_]|[{MARKS}])*")
+_WORD = re.compile(rf"[{HAN}]|[^\W_](?:[^\W_]|[{marks()}])*")
 _TAG = re.compile(r"<(?:[^>\"']|\"[^\"]*\"|'[^']*')*>")
 _COVERAGE = 0.95  # the article's container must hold this share of what readability found
 
