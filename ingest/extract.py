@@ -358,9 +358,10 @@ def _repeated(container: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
             continue
         if not any(isinstance(c.tag, str) and " ".join(c.text_content().split()) == text for c in element):
             copies.setdefault(text, []).append(element)
-    extra = {element for same in copies.values() if len(same) >= 3 for element in same[1:]}
+    extra = [element for same in copies.values() if len(same) >= 3 for element in same[1:]]
+    taken = set(extra)
     return [element for element in extra
-            if not any(a in extra or a.tag in _DATA for a in element.iterancestors())]
+            if not any(a in taken or a.tag in _DATA for a in element.iterancestors())]
 
 
 def _alone(element: lxml.html.HtmlElement) -> bool:
