@@ -7,10 +7,11 @@ Unicode slug of the title plus 8 hex digits of the entry's identity, at most
 80 bytes. A post never moves once written: later runs reuse its path.
 
 Writes go to a hidden temp file in the post's folder and are renamed over the
-post once whole on disk (fsync, or for a run's posts one sync for a feed's
-files: `Stage`), so a reader (or a crash) sees the old post or the new one,
-never half of one. Hugo ignores the hidden temp files; `recover_post` removes
-those a killed run left behind (the state knows which folders).
+post once whole on disk (fsync, or for a run's posts one sync for all the files
+of the feeds finished meanwhile: `Stage`, `commit_all`), so a reader (or a
+crash) sees the old post or the new one, never half of one. Hugo ignores the
+hidden temp files; `recover_post` removes those a killed run left behind (the
+state knows which folders).
 """
 
 from __future__ import annotations
@@ -156,9 +157,7 @@ class Stage:
 
     def discard(self) -> None:
         """Forget what was written and not committed (a run that ends on an error)."""
-        with self._lock:
-            staged, self._staged = self._staged, []
-        self._discard([(temp, path) for _, temp, path in staged])
+        self._discard(self._take())
 
     @staticmethod
     def _discard(staged: list[tuple[Path, Path]]) -> None:
