@@ -34,7 +34,7 @@ import lxml.html
 from lxml import etree
 
 from ingest import sniff
-from ingest.clean import embeds, name_words, parse_document, resolve_lazy_images
+from ingest.clean import embeds, name_words, new_div, parse_document, resolve_lazy_images
 from ingest.errors import BlockedError, ExtractError
 from ingest.fetch import HTTP
 from ingest.models import Document, PageArticle
@@ -118,7 +118,7 @@ def extract_generic(html: str, url: str) -> PageArticle:
     _prune(container, _shingles(located))
     # The article as a <div> holding it, the shape the cleaner takes: cleaned as it is,
     # never serialized and parsed again.
-    article = lxml.html.Element("div")
+    article = new_div()
     article.text = container.text
     article.extend(list(container))
     inner = (article.text or "") + "".join(lxml.html.tostring(c, encoding="unicode") for c in article)

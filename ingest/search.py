@@ -187,14 +187,13 @@ def _document(file: Path) -> tuple[str, str, str, str] | None:
     known = archive.known_post(meta, file.name)
     if known is None:
         return None
-    import lxml.html
+    from ingest.clean import tree_of  # lxml: only for the posts being indexed
 
     # The post's article block (render.render_post), without the summary head: its
     # keywords would make phrases of words that never stand together in the article.
     outer, _ = render.split_body(body)
     _, article = summary.split_block(outer.removeprefix("<div>\n\n").removesuffix("\n</div>\n"))
-    text = " ".join(lxml.html.fragment_fromstring(article, create_parent="div").text_content().split()) \
-        if article.strip() else ""
+    text = " ".join(tree_of(article).text_content().split()) if article.strip() else ""
     return known.date.astimezone(UTC).isoformat(), known.feed, str(meta.get("title", "")), text
 
 
