@@ -22,8 +22,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import lxml.html
-
 from ingest.models import PageArticle
 
 HOSTS = frozenset({"36kr.com", "www.36kr.com", "m.36kr.com", "eu.36kr.com"})
@@ -107,7 +105,9 @@ def _article_data(state: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _rendered_article(html: str, url: str) -> PageArticle:
-    from ingest.clean import has_class, parse_document  # pages only: feeds never need it
+    import lxml.html  # pages only: a run of feeds (of 304s) never loads lxml
+
+    from ingest.clean import has_class, parse_document
 
     if not html.strip():
         raise NoArticle("empty page")
