@@ -2,8 +2,10 @@
 
 N feeds × M items (default 500 × 10; items in the RSS-GPT shape the sample's
 generator read: a summary block and ~3 KB of article HTML) are served with
-ETags by a loopback server in this process. Each measured program runs as a
-subprocess of its own, so its wall time and peak RSS (bench/peak.py) are its own:
+ETags by a loopback server in this process (bench/server.py: it answers as fast
+as a real feed host, so that neither program is charged for a slow server).
+Each measured program runs as a subprocess of its own, so its wall time and
+peak RSS (bench/peak.py) are its own:
 
     naive        bench/naive.py: feedparser.parse(url), a BeautifulSoup round trip
                  per entry, a markdown file per entry (no state, no conditional GET)
@@ -42,7 +44,7 @@ from typing import Any
 
 import yaml
 
-from tests.loopback import Loopback
+from bench.server import FeedServer
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -169,7 +171,7 @@ def main() -> int:
                                "posts": args.posts, "cpus": os.cpu_count()}
     work = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     try:
-        with Loopback() as server:
+        with FeedServer() as server:
             urls = []
             for f in range(args.feeds):
                 server.route(f"/feed/{f}", feed(f, args.items, args.article_bytes),
