@@ -184,6 +184,9 @@ class Fetcher:
                                                  "gave up after retrying, tried again next run"),
                                  _retry_after(r.headers.get("Retry-After")))
             if r.status_code == 304:
+                # Read to its end (a 304 has no body): a response closed unread closes its
+                # connection, and the next feed of the host would open a new one.
+                r.read()
                 return Response(str(r.url), 304, "", b"", _validators(r.headers))
             if r.status_code >= 400:
                 raise HTTPStatusError(url, r.status_code, r.reason_phrase or "refused")

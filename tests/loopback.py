@@ -50,6 +50,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     at: float
+    port: int  # the client's: requests on one connection share it
 
 
 class ToLoopback(httpx.HTTPTransport):
@@ -133,7 +134,7 @@ class Loopback:
         length = int(h.headers.get("Content-Length") or 0)
         payload = h.rfile.read(length) if length else b""
         request = Request(method, h.path, {k.lower(): v for k, v in h.headers.items()}, payload,
-                          time.monotonic())
+                          time.monotonic(), h.client_address[1])
         with self._lock:
             self.requests.append(request)
             route = self.routes.get(h.path) or self.routes.get(h.path.split("?")[0])

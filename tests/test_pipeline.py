@@ -81,6 +81,18 @@ def test_rerun_is_a_no_op_with_conditional_get(project: Project, server: Loopbac
     assert project.snapshot() == before
 
 
+def test_feeds_answering_304_share_one_connection(project: Project, server: Loopback) -> None:
+    # A 304 closed unread closed its connection: each feed of a host paid a new one.
+    for name in "abcd":
+        server.route(f"/{name}", (DATA / "feeds" / "36kr-official.xml").read_bytes(), etag=f'"{name}"')
+    project.configure([{"name": name, "url": server.url(f"/{name}")} for name in "abcd"],
+                      http={"per_host": 1, "workers": 1})
+    assert project.run(client=server.client())[0] == 0
+    first = len(server.requests)
+    assert project.run(client=server.client())[1].count("not-modified") == 4
+    assert len({r.port for r in server.requests[first:]}) == 1
+
+
 def test_losing_the_state_duplicates_nothing_and_changes_no_byte(project: Project,
                                                                   server: Loopback) -> None:
     urls = [serve(server, name) for name in ("36kr-official.xml", "rss-gpt.xml", "newsflash.xml",
