@@ -148,8 +148,8 @@ def _no_controls(text: str | None) -> str | None:
 
 def html_parser(*, huge_tree: bool = False, remove_comments: bool = False,
                 remove_pis: bool = False) -> lxml.html.HTMLParser:
-    """An HTML parser whose trees are all plain HtmlElements (one a call: lxml's parsers
-    are not to be shared between threads)."""
+    """An HTML parser whose trees are all plain HtmlElements; a new one a call, so that its
+    error log holds one parse's errors (parse_fragment reads it), whatever thread asks."""
     parser = lxml.html.HTMLParser(huge_tree=huge_tree, remove_comments=remove_comments,
                                   remove_pis=remove_pis)
     parser.set_element_class_lookup(_LOOKUP)
