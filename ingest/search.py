@@ -41,7 +41,11 @@ CREATE TABLE IF NOT EXISTS posts (
     id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, date TEXT NOT NULL, feed TEXT NOT NULL,
     title TEXT NOT NULL, text TEXT NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS terms USING fts5(title, text, tokenize='unicode61 remove_diacritics 2');
+CREATE INDEX IF NOT EXISTS posts_newest ON posts(date DESC, path);
 """
+# A query matching many posts walks the posts newest first (posts_newest) and stops at the
+# limit; one matching a few reads those few. Many: more than this, counted up to it.
+_MANY = 2000
 _SNIPPET = 40  # characters of context on each side of a match
 
 
@@ -149,6 +153,7 @@ class SearchIndex:
 
     def search(self, query: Query, *, limit: int = 20, feed: str | None = None,
                since: date | None = None) -> list[Hit]:
+        """The newest posts matching `query`, those with a match in their title first."""
         where, params = [], []
         if query.match:
             where.append("p.id IN (SELECT rowid FROM terms WHERE terms MATCH ?)")
@@ -164,16 +169,34 @@ class SearchIndex:
             params.append(since.isoformat())
         in_title = " AND ".join(
             (["p.id IN (SELECT rowid FROM terms WHERE terms MATCH '{title} : ' || ?)"]
-             if query.match else []) + ["instr(p.title, ?)" for _ in query.substrings]) or "0"
+             if query.match else []) + ["instr(p.title, ?)" for _ in query.substrings])
         title_params = ([f"({query.match})"] if query.match else []) + list(query.substrings)
-        sql = (f"SELECT p.path, p.date, p.title, p.feed, p.text, ({in_title}) AS in_title FROM posts p "
-               f"WHERE {' AND '.join(where)} ORDER BY in_title DESC, p.date DESC, p.path LIMIT ?")
+        # SQLite would look every match up by its id, then sort them all: for a word in
+        # 100,000 posts of 3 KB, 0.4 s reading rows that are not shown. (Substrings are
+        # read in every post anyway: the walk stops sooner.)
+        posts = "posts p INDEXED BY posts_newest" if self._many(query) else "posts p"
+        rows: list[tuple[str, str, str, str, str]] = []
+        for title_test in (in_title, f"NOT ({in_title})"):  # titles first, then the rest
+            sql = (f"SELECT p.path, p.date, p.title, p.feed, p.text FROM {posts} "
+                   f"WHERE {' AND '.join([*where, title_test])} ORDER BY p.date DESC, p.path LIMIT ?")
+            try:
+                rows += self._db.execute(sql, [*params, *title_params, limit - len(rows)]).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise SearchError(f"cannot search for this: {exc}") from None
+            if len(rows) >= limit:
+                break
+        return [Hit(path, when[:10], title, name, snippet(text, query.needles))
+                for path, when, title, name, text in rows]
+
+    def _many(self, query: Query) -> bool:
+        if not query.match:
+            return True
         try:
-            rows = self._db.execute(sql, [*title_params, *params, limit]).fetchall()
+            found = self._db.execute("SELECT count(*) FROM (SELECT rowid FROM terms WHERE terms MATCH ? "
+                                     "LIMIT ?)", (query.match, _MANY + 1)).fetchone()[0]
         except sqlite3.OperationalError as exc:
             raise SearchError(f"cannot search for this: {exc}") from None
-        return [Hit(path, when[:10], title, name, snippet(text, query.needles))
-                for path, when, title, name, text, _ in rows]
+        return bool(found > _MANY)
 
 
 def _document(file: Path) -> tuple[str, str, str, str] | None:

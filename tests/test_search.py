@@ -65,7 +65,12 @@ def titles(project: Project, *query: str) -> list[str]:
     (["warehouse", "--limit", "1"], ["Robots in the warehouse"]),
     (["更新第二"], []),  # both words are there, but not together
 ])
-def test_queries(archived: Project, query: list[str], expected: list[str]) -> None:
+@pytest.mark.parametrize("many", [2000, 0], ids=["ids-looked-up", "newest-first-walk"])
+def test_queries(archived: Project, query: list[str], expected: list[str], many: int,
+                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # A word matching more than _MANY posts is found by walking the posts newest first:
+    # the same posts, in the same order, either way.
+    monkeypatch.setattr("ingest.search._MANY", many)
     assert titles(archived, *query) == expected
 
 
