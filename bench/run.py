@@ -59,10 +59,15 @@ PARAGRAPHS = (
 )
 
 
+def article(f: int, i: int, article_bytes: int) -> str:
+    """The HTML of item `i` of feed `f`: at least `article_bytes` bytes."""
+    html = ""
+    while len(html.encode()) < article_bytes:
+        html += "".join(p.format(f=f, i=i) for p in PARAGRAPHS)
+    return html
+
+
 def item(f: int, i: int, article_bytes: int) -> str:
-    article = ""
-    while len(article.encode()) < article_bytes:
-        article += "".join(p.format(f=f, i=i) for p in PARAGRAPHS)
     head = (f" 城市更新, 老街区, 回迁, 商户, 第{f}号\n<br/><br/>总结:\n"
             f"第{f}号订阅源的第{i}篇文章讲述了老街区改造的进展，居民和商户的期待与担心。 ")
     published = START - timedelta(minutes=37 * (f * 10 + i))
@@ -70,7 +75,8 @@ def item(f: int, i: int, article_bytes: int) -> str:
             f"<link>https://36kr.com/p/{4_100_000_000_000_000 + f * 1000 + i}</link>"
             f"<guid>https://36kr.com/p/{4_100_000_000_000_000 + f * 1000 + i}</guid>"
             f"<pubDate>{published:%a, %d %b %Y %H:%M:%S} GMT</pubDate>"
-            f"<description><![CDATA[<div>{head}<div>\n{article}\n</div></div>]]></description></item>")
+            f"<description><![CDATA[<div>{head}<div>\n{article(f, i, article_bytes)}\n</div></div>]]>"
+            "</description></item>")
 
 
 def feed(f: int, items: int, article_bytes: int) -> bytes:
@@ -115,17 +121,19 @@ def median(timings: list[tuple[float, float, int]]) -> tuple[float, float, int]:
     return sorted(timings, key=lambda t: t[0])[len(timings) // 2]
 
 
-def archive_of(folder: Path, posts: int) -> None:
-    """`posts` posts as ingest writes them, dated over years, without running ingest."""
+def archive_of(folder: Path, posts: int, article_bytes: int) -> None:
+    """`posts` posts as ingest writes them, dated over years, without running ingest; each
+    holds an article of the feeds' items' size (a search reads what the posts hold)."""
     front = ("---\ntitle: 旧文章{n}\ncategories:\n- old\ndate: {date}\nlastmod: {date}\n"
              "ingest:\n  id: 36kr:{n}\n  source: {n:016x}\n---\n\n<div>\n\n<div>\n<p>旧文章{n}的正文。</p>\n"
-             "</div>\n</div>\n\n")
+             "{article}\n</div>\n</div>\n\n")
     for n in range(posts):
         moment = START - timedelta(hours=3 * n + 1, minutes=n % 59)
         post = folder / f"{moment:%Y/%m/%d}" / str(3_000_000_000_000 + n) / "index.md"
         post.parent.mkdir(parents=True, exist_ok=True)
-        post.write_text(front.format(n=3_000_000_000_000 + n,
-                                     date=moment.strftime("%a, %d %b %Y %H:%M:%S GMT")), encoding="utf-8")
+        text = front.format(n=3_000_000_000_000 + n, article=article(n % 1000, n % 10, article_bytes),
+                            date=moment.strftime("%a, %d %b %Y %H:%M:%S GMT"))
+        post.write_text(text, encoding="utf-8")
 
 
 def search_times(config: Path) -> dict[str, float]:
@@ -188,7 +196,7 @@ def main() -> int:
 
             large = configure(work / "large", urls)
             started = time.perf_counter()
-            archive_of(large.parent / "archive", args.posts)
+            archive_of(large.parent / "archive", args.posts, args.article_bytes)
             ingest(large, "reindex")
             ingest(large, "run")
             results["large_setup_s"] = time.perf_counter() - started
