@@ -41,11 +41,11 @@ class Validators:
 class Response:
     """A complete HTTP response whose body fitted under the size cap."""
 
-    url: str
+    url: str  # the URL that answered, after redirects (not the one asked for)
     status: int
-    content_type: str
-    body: bytes
-    validators: Validators = Validators()
+    content_type: str  # as the server said it, "" when it did not
+    body: bytes  # decoded (gzip, deflate) as read: the size cap applies to these bytes
+    validators: Validators = Validators()  # to send back on the next request
 
     @property
     def not_modified(self) -> bool:
