@@ -49,6 +49,7 @@ from ingest.workqueue import KeyedLocks
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 522, 524})
+DRAIN_LIMIT = 64 * 1024  # an unused body longer than this (as sent) costs a new connection instead
 USER_AGENT = f"ingest/{__version__} (feed archiver; +https://github.com/ingest-archive/ingest)"
 
 
@@ -179,14 +180,13 @@ class Fetcher:
         method = "GET" if payload is None else "POST"
         with deadline(self._policy.deadline), self._client.stream(
                 method, url, headers=headers, json=payload, timeout=self._policy.timeout) as r:
+            if r.status_code == 304 or r.status_code >= 400:  # a body we do not use
+                _drain(r)  # the host's next request reuses the connection
             if r.status_code in RETRY_STATUSES:
                 raise _Retryable(HTTPStatusError(url, r.status_code, "the server is failing or busy; "
                                                  "gave up after retrying, tried again next run"),
                                  _retry_after(r.headers.get("Retry-After")))
             if r.status_code == 304:
-                # Read to its end (a 304 has no body): a response closed unread closes its
-                # connection, and the next feed of the host would open a new one.
-                r.read()
                 return Response(str(r.url), 304, "", b"", _validators(r.headers))
             if r.status_code >= 400:
                 raise HTTPStatusError(url, r.status_code, r.reason_phrase or "refused")
@@ -216,6 +216,18 @@ class Fetcher:
             finally:
                 if delay:
                     self._next_at[host] = self._monotonic() + delay
+
+
+def _drain(r: httpx.Response) -> None:
+    """Read to its end a response whose body is not used (a 304's none, an error's page)
+    when it is short, as sent, never decoded: closed unread, httpx closes its connection,
+    and every feed or image of the host answering so would open a new one."""
+    if r.is_stream_consumed:  # read already (a response made in memory)
+        return
+    declared = r.headers.get("Content-Length", "")
+    if r.status_code == 304 or (declared.isdigit() and int(declared) <= DRAIN_LIMIT):
+        for _ in r.iter_raw():
+            pass
 
 
 def _read_capped(r: httpx.Response, url: str, max_bytes: int) -> Iterator[bytes]:

@@ -93,6 +93,14 @@ def test_feeds_answering_304_share_one_connection(project: Project, server: Loop
     assert len({r.port for r in server.requests[first:]}) == 1
 
 
+def test_feeds_answering_404_share_one_connection(project: Project, server: Loopback) -> None:
+    project.configure([{"name": name, "url": server.url(f"/gone-{name}")} for name in "abcd"],
+                      http={"per_host": 1, "workers": 1})
+    code, out = project.run(client=server.client())
+    assert code == 1 and out.count("HTTP 404") == 4
+    assert len({r.port for r in server.requests}) == 1
+
+
 def test_losing_the_state_duplicates_nothing_and_changes_no_byte(project: Project,
                                                                   server: Loopback) -> None:
     urls = [serve(server, name) for name in ("36kr-official.xml", "rss-gpt.xml", "newsflash.xml",
