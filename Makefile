@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
 install: $(STAMP) $(COMPILED)  ## what ingest itself needs (what cron and the scheduled workflow run)
 
-dev: $(DEV_STAMP)  ## and what the tests and benchmarks need (the dev and bench extras)
+dev: $(DEV_STAMP) $(COMPILED)  ## and what the tests and benchmarks need (the dev and bench extras)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ $(COMPILED): $(STAMP) $(wildcard ingest/*.py ingest/*/*.py)
 	$(BIN)/python -m compileall -q ingest
 	touch $@
 
-$(DEV_STAMP): $(STAMP) $(COMPILED)
+$(DEV_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	touch $@
 
