@@ -74,16 +74,17 @@ def backfill(config: Config, args: argparse.Namespace, client: httpx.Client | No
     default_category = f"36kr{args.channel.lower()}" if args.source == "36kr" else "backfill"
     try:
         recover(state, config.archive_dir)
-        with Run(config, state, Fetcher(http, policy), clock, only_new=True, strict_pages=True) as run:
-            job = Backfill(run, progress_for(out, since, clock()), out,
-                           category=args.category or default_category, dry_run=args.dry_run)
-            if args.source == "36kr":
-                code = job.channel(args.channel, args.since, args.until)
-            elif args.source == "urls":
-                text = sys.stdin.read() if str(args.file) == "-" else _read_text(args.file)
-                code = job.urls(text.splitlines())
-            else:
-                code = job.feed(args.source)
+        # Each source of the backfill archives inside `with run` (Backfill): closed there.
+        run = Run(config, state, Fetcher(http, policy), clock, only_new=True, strict_pages=True)
+        job = Backfill(run, progress_for(out, since, clock()), out,
+                       category=args.category or default_category, dry_run=args.dry_run)
+        if args.source == "36kr":
+            code = job.channel(args.channel, args.since, args.until)
+        elif args.source == "urls":
+            text = sys.stdin.read() if str(args.file) == "-" else _read_text(args.file)
+            code = job.urls(text.splitlines())
+        else:
+            code = job.feed(args.source)
         update_search(config, job.written())
         if args.report:
             write_report(args.report, job.report(code))
