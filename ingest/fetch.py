@@ -190,8 +190,8 @@ class Fetcher:
                 return Response(str(r.url), 304, "", b"", _validators(r.headers))
             if r.status_code >= 400:
                 raise HTTPStatusError(url, r.status_code, r.reason_phrase or "refused")
-            declared = r.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > max_bytes and "Content-Encoding" not in r.headers:
+            declared = _declared_length(r)
+            if declared is not None and declared > max_bytes and "Content-Encoding" not in r.headers:
                 raise TooLargeError(url, f"body of {declared} bytes exceeds the cap of {max_bytes}")
             body = b"".join(_read_capped(r, url, max_bytes))
         content_type = r.headers.get("Content-Type", "")
@@ -224,10 +224,16 @@ def _drain(r: httpx.Response) -> None:
     and every feed or image of the host answering so would open a new one."""
     if r.is_stream_consumed:  # read already (a response made in memory)
         return
-    declared = r.headers.get("Content-Length", "")
-    if r.status_code == 304 or (declared.isdigit() and int(declared) <= DRAIN_LIMIT):
+    declared = _declared_length(r)
+    if r.status_code == 304 or (declared is not None and declared <= DRAIN_LIMIT):
         for _ in r.iter_raw():
             pass
+
+
+def _declared_length(r: httpx.Response) -> int | None:
+    """The body's length as sent, when the server says it."""
+    declared = r.headers.get("Content-Length", "")
+    return int(declared) if declared.isdigit() else None
 
 
 def _read_capped(r: httpx.Response, url: str, max_bytes: int) -> Iterator[bytes]:
