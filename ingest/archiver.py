@@ -42,10 +42,9 @@ class Archiver:
         self._kept = kept
         self._dry_run = dry_run
         self._clock = clock
-        self._strict_pages = strict_pages
         self._static = StaticKeys(config.front_matter)
         self._pages = Pages(fetcher, clock, kr36_site=config.sources.kr36.site,
-                            max_bytes=config.http.max_page_bytes)
+                            max_bytes=config.http.max_page_bytes, strict=strict_pages)
         self._cache = WorkerCache(state_path)
         self._images = ImageStore(fetcher, config.archive_dir, self._cache,
                                   max_bytes=config.http.max_image_bytes, dry_run=dry_run)
@@ -60,7 +59,7 @@ class Archiver:
         """Stage the post of `job` (images are written first); what became of it (or would,
         on a dry run). The post is on disk once `stage` is committed."""
         article = build_article(job.entry, settings, job.known, job.date, self._pages, self._llm,
-                                self._clock, strict_pages=self._strict_pages)
+                                self._clock)
         images: list[ImageOutcome] = []
         if settings.images:
             budget = Budget(settings.image_max_width, webp=settings.image_format == "webp")

@@ -48,10 +48,10 @@ _TRUNCATED = re.compile(
 
 def build_article(entry: Entry, settings: FeedSettings, known: KnownPost | None,
                   date: datetime, pages: Pages, llm: LLMSummarizer | None,
-                  clock: Callable[[], datetime], *, strict_pages: bool = False) -> Article:
+                  clock: Callable[[], datetime]) -> Article:
     """The article of `entry`, to be filed under `date` (see pipeline.post_date).
 
-    With `strict_pages` a bot wall is raised, not worked around with the feed's content.
+    With strict `pages` a bot wall is raised, not worked around with the feed's content.
     """
     head, raw_article = summary.split_block(entry.content)
     # Each HTML is parsed once, by the cleaner: what follows reads the cleaned trees.
@@ -65,7 +65,7 @@ def build_article(entry: Entry, settings: FeedSettings, known: KnownPost | None,
             if text_length(from_page.tree) >= text_length(article.tree):
                 article = from_page
         except (FetchError, ExtractError) as exc:
-            if not text_length(article.tree) or (strict_pages and isinstance(exc, BlockedError)):
+            if not text_length(article.tree) or (pages.strict and isinstance(exc, BlockedError)):
                 raise
             if isinstance(exc, RefusedAddressError):  # asking again would be refused again
                 note = f"archived from the feed's content: its page {exc}"

@@ -52,10 +52,15 @@ _COVERAGE = 0.95  # the article's container must hold this share of what readabi
 
 
 class Pages:
-    """Fetches article pages, politely, and reads the article out of them."""
+    """Fetches article pages, politely, and reads the article out of them.
+
+    `strict`: a page behind a bot wall fails its entry, which is then not archived from
+    the feed's content meanwhile (backfill's `--strict-pages`).
+    """
 
     def __init__(self, fetcher: HTTP, clock: Callable[[], datetime], *, kr36_site: str,
-                 max_bytes: int) -> None:
+                 max_bytes: int, strict: bool = False) -> None:
+        self.strict = strict
         self._fetcher = fetcher
         self._clock = clock
         self._kr36_site = kr36_site

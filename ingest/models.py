@@ -155,13 +155,6 @@ class Article:
     page: Document | None = None  # the article page read for it, if one was
 
 
-class Outcome(enum.StrEnum):
-    NEW = "new"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-    FAILED = "failed"
-
-
 @dataclass(frozen=True, slots=True)
 class Plan:
     """An entry to archive, and where: its date and path are decided before any work."""
@@ -174,6 +167,19 @@ class Plan:
     # Made again from kept sources (`ingest rebuild`): the post keeps the source hash and
     # lastmod it was written with, whatever the settings change in how it looks.
     rebuild: bool = False
+
+
+class Outcome(enum.StrEnum):
+    NEW = "new"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+
+
+class FeedStatus(enum.StrEnum):
+    OK = "ok"
+    NOT_MODIFIED = "not-modified"
+    ERROR = "error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +195,8 @@ class Archived:
 
 @dataclass(frozen=True, slots=True)
 class EntryResult:
+    """What became of an entry in a run, as reported and recorded."""
+
     key: str
     title: str
     outcome: Outcome
@@ -204,20 +212,16 @@ class EntryResult:
         return [i for i in self.images if i.error]
 
 
-class FeedStatus(enum.StrEnum):
-    OK = "ok"
-    NOT_MODIFIED = "not-modified"
-    ERROR = "error"
-
-
 @dataclass(frozen=True, slots=True)
 class FeedResult:
+    """What became of a feed in a run: its poll, then each of its entries."""
+
     name: str
     url: str
     status: FeedStatus
-    http_status: int | None = None
+    http_status: int | None = None  # the feed's answer, when one came
     entries: tuple[EntryResult, ...] = ()
-    error: str | None = None
+    error: str | None = None  # why the feed could not be read, or why a backfill stopped
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for e in self.entries if e.outcome is outcome)
