@@ -46,7 +46,9 @@ FORMAT = 1
 GZIP_LEVEL = 6  # nearly level 9's size at a third of its time; fixed, so the bytes are too
 # A feed is kept in pieces, one an item, cut before each item and before its end: the
 # next version of a feed shares all its items but the new ones, and stores only those.
-_ITEM_START = re.compile(rb"(?=<(?:[\w-]+:)?(?:item|entry)[\s>/])|(?=</(?:[\w-]+:)?(?:channel|feed)>)")
+# Matched, not looked ahead for: a pattern opening on "<" is searched for that byte alone
+# (15 times faster than a lookahead tried at every offset of the feed).
+_ITEM_START = re.compile(rb"<(?:[\w-]+:)?(?:item|entry)[\s>/]|</(?:[\w-]+:)?(?:channel|feed)>")
 INCOMING = ".incoming"  # temp files, renamed into place once whole
 # The order a stage names files in (posts come last): what a file names is there before it.
 OBJECT, CHUNK_LIST, RECORD = 0, 1, 2

@@ -32,11 +32,8 @@ import lxml.html
 from ingest.clean import tree_of
 from ingest.scripts import HAN
 
-_BLOCK = re.compile(
-    r"\A\s*<div>(?P<head>[^<]*(?:<br\s*/?>[^<]*)*)<div>[ \t]*\n?(?P<article>.*?)"
-    r"(?:\s*</div>\s*</div>)?\s*\Z",
-    re.DOTALL | re.IGNORECASE,
-)
+_BLOCK_START = re.compile(r"\s*<div>(?P<head>[^<]*(?:<br\s*/?>[^<]*)*)<div>[ \t]*\n?", re.IGNORECASE)
+_DIV_END = re.compile(r"</div>", re.IGNORECASE)
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _KEYWORD_SEPARATOR = re.compile(r"[,，、]")
 _SENTENCE_STOP = re.compile(r"[。！？!?]|\.(?:\s|\Z)")
@@ -51,10 +48,23 @@ class Summary:
 
 def split_block(content: str) -> tuple[str | None, str]:
     """(the feed's own block head, or None; the article HTML inside it)."""
-    match = _BLOCK.match(content)
+    match = _BLOCK_START.match(content)
     if not match or not _is_summary_head(match.group("head")):
         return None, content
-    return match.group("head"), match.group("article")
+    return match.group("head"), _without_block_end(content[match.end():])
+
+
+def _without_block_end(rest: str) -> str:
+    """`rest` without its trailing white space and the block's closing tags, if it has them.
+
+    Looked for from the end: a pattern ending the block, tried at every character of
+    the article, took as long as the rest of the summary step."""
+    text = rest.rstrip()
+    if _DIV_END.fullmatch(text, len(text) - 6):
+        inner = text[:-6].rstrip()
+        if _DIV_END.fullmatch(inner, len(inner) - 6):
+            return inner[:-6].rstrip()
+    return text
 
 
 def _is_summary_head(head: str) -> bool:

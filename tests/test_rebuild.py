@@ -258,6 +258,10 @@ FEEDISH = st.lists(st.sampled_from([b"<item>", b"<entry ", b"<atom:entry>", b"</
 def test_a_feed_in_pieces_is_the_feed(body: bytes) -> None:
     pieces = pieces_of(body)
     assert b"".join(pieces) == body and all(pieces)
+    # Cut before each item or entry and before the end of the feed, nowhere else.
+    cuts = (b"<item>", b"<item/>", b"<entry ", b"<atom:entry>", b"</channel>", b"</feed>")
+    assert all(piece.startswith(cuts) for piece in pieces[1:])
+    assert not any(cut in piece[1:] for piece in pieces for cut in cuts)
     with tempfile.TemporaryDirectory() as folder:
         kept, stage = Kept(Path(folder)), Stage()
         ref = kept.keep(Document("feed", "u", "u", "", body, datetime.now(UTC)), stage)

@@ -23,6 +23,8 @@ ARTICLE = "<p>第一段。</p><p>第二段。</p>"
     "<div> 甲, 乙, 丙<br>\n<br>\n摘要一句。总结: 还是摘要。 <div>\n" + ARTICLE + "</div></div>",
     # keywords between Chinese enumeration commas, no 总结 marker
     "<div> 甲、乙、丙\n摘要一句。 <div>\n" + ARTICLE,
+    # closed in capitals, white space between and after the closing tags
+    "<div> 甲, 乙, 丙<br><br>摘要一句。 <div>\n" + ARTICLE + "\n </DIV>\n\u3000</div>\n ",
 ])
 def test_rss_gpt_block_variants_are_found(content: str) -> None:
     head, article = split_block(content)
