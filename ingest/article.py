@@ -23,7 +23,7 @@ from datetime import datetime
 import lxml.html
 
 from ingest import summary
-from ingest.clean import Cleaned, clean, clean_tree, no_blank_lines, tree_of
+from ingest.clean import Cleaned, clean, clean_tree, no_blank_lines, tree_of, visible_text
 from ingest.config import FeedSettings
 from ingest.errors import BlockedError, ExtractError, FetchError, RefusedAddressError
 from ingest.extract import Pages
@@ -101,7 +101,7 @@ def is_summary(article: str | lxml.html.HtmlElement) -> bool:
     if isinstance(article, str) and not article.strip():
         return True
     root = tree_of(article)
-    text = " ".join(root.text_content().split())
+    text = visible_text(root)
     units = len(_UNIT.findall(text))
     if units < SHORT or _TRUNCATED.search(text):
         return True

@@ -175,6 +175,11 @@ def parse_document(html: str) -> lxml.html.HtmlElement:
                 lxml.html.document_fromstring(_PLAINTEXT.sub("", html), parser=html_parser()))
 
 
+def visible_text(element: lxml.html.HtmlElement) -> str:
+    """The text of `element` as a reader sees it: each run of white space one space."""
+    return " ".join(element.text_content().split())
+
+
 def has_class(element: lxml.html.HtmlElement, name: str) -> bool:
     return name in element.get("class", "").split()
 
@@ -269,8 +274,8 @@ def embeds(element: lxml.html.HtmlElement) -> bool:
 
 def _is_chrome_sized(element: lxml.html.HtmlElement) -> bool:
     """Chrome is short or made of links; an article block merely named "share-price" is not."""
-    text = " ".join(element.text_content().split())
-    linked = sum(len(" ".join(a.text_content().split())) for a in element.iter("a"))
+    text = visible_text(element)
+    linked = sum(len(visible_text(a)) for a in element.iter("a"))
     return len(text) < 200 or linked > 0.5 * len(text)
 
 

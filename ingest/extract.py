@@ -34,7 +34,7 @@ import lxml.html
 from lxml import etree
 
 from ingest import sniff
-from ingest.clean import embeds, name_words, new_div, parse_document, resolve_lazy_images
+from ingest.clean import embeds, name_words, new_div, parse_document, resolve_lazy_images, visible_text
 from ingest.errors import BlockedError, ExtractError
 from ingest.fetch import HTTP
 from ingest.models import Document, PageArticle
@@ -233,7 +233,7 @@ def _title(root: lxml.html.HtmlElement) -> str | None:
     if title:
         return title
     heading = next(root.iter("h1", "title"), None)
-    return " ".join(heading.text_content().split()) or None if heading is not None else None
+    return visible_text(heading) or None if heading is not None else None
 
 
 def _published(root: lxml.html.HtmlElement) -> datetime | None:
@@ -356,12 +356,12 @@ def _repeated(container: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
     for element in container.iter(*_LINES):
         if element is container or not _alone(element):
             continue
-        text = " ".join(element.text_content().split())
+        text = visible_text(element)
         if not 0 < len(_tokens(text)) < SHORT:
             continue
         if next(element.iter(*_MEDIA), None) is not None:
             continue
-        if not any(isinstance(c.tag, str) and " ".join(c.text_content().split()) == text for c in element):
+        if not any(isinstance(c.tag, str) and visible_text(c) == text for c in element):
             copies.setdefault(text, []).append(element)
     extra = [element for same in copies.values() if len(same) >= 3 for element in same[1:]]
     taken = set(extra)

@@ -210,13 +210,13 @@ def _document(file: Path) -> tuple[str, str, str, str] | None:
     known = archive.known_post(meta, file.name)
     if known is None:
         return None
-    from ingest.clean import tree_of  # lxml: only for the posts being indexed
+    from ingest.clean import tree_of, visible_text  # lxml: only for the posts being indexed
 
     # The post's article block (render.render_post), without the summary head: its
     # keywords would make phrases of words that never stand together in the article.
     outer, _ = render.split_body(body)
     _, article = summary.split_block(outer.removeprefix("<div>\n\n").removesuffix("\n</div>\n"))
-    text = " ".join(tree_of(article).text_content().split()) if article.strip() else ""
+    text = visible_text(tree_of(article)) if article.strip() else ""
     return known.date.astimezone(UTC).isoformat(), known.feed, str(meta.get("title", "")), text
 
 

@@ -33,6 +33,7 @@ import lxml.html
 import yaml
 
 from ingest.archive import split_front_matter
+from ingest.clean import visible_text
 from ingest.errors import IngestError
 from ingest.render import split_body
 
@@ -167,13 +168,13 @@ def compare_rendered(post: Path, page: Path, out: Path) -> list[str]:
     # Hugo writes UTF-8 whether or not a theme says so in a <meta charset>.
     page_html = page.read_text(encoding="utf-8", errors="replace")
     document = _shown(cast(lxml.html.HtmlElement, lxml.html.document_fromstring(page_html)))
-    expected_text = _text(expected)
+    expected_text = visible_text(expected)
     rendered = _content_of(document, expected, expected_text)
     if rendered is None:
         return ["rendered page does not hold the article: " + _first_difference(
-            expected_text, _text(document.body))]
+            expected_text, visible_text(document.body))]
     problems = []
-    rendered_text = _text(rendered)
+    rendered_text = visible_text(rendered)
     if expected_text not in rendered_text:
         problems.append(f"text differs: {_first_difference(expected_text, rendered_text)}")
     if not _contains_run(_tags(rendered), _tags(expected)):
@@ -199,7 +200,7 @@ def _content_of(document: lxml.html.HtmlElement, expected: lxml.html.HtmlElement
     if not text:
         return cast("lxml.html.HtmlElement", document.body)
     head, tail = text[:_ANCHOR], text[-_ANCHOR:]
-    texts = ((e, _text(e)) for e in document.body.iter() if isinstance(e.tag, str))
+    texts = ((e, visible_text(e)) for e in document.body.iter() if isinstance(e.tag, str))
     holders = sorted(((len(own), e) for e, own in texts if head in own and tail in own),
                      key=lambda pair: pair[0])
     tags = _tags(expected)
@@ -223,10 +224,6 @@ def _contains_run(haystack: list[str], needle: list[str]) -> bool:
 
 def _same_url(rendered: str | None, markdown: str) -> bool:
     return rendered is not None and unquote(rendered) == unquote(markdown.replace("\\&", "&"))
-
-
-def _text(element: lxml.html.HtmlElement) -> str:
-    return " ".join(element.text_content().split())
 
 
 def _tags(element: lxml.html.HtmlElement) -> list[str]:

@@ -107,7 +107,7 @@ def _article_data(state: dict[str, Any]) -> dict[str, Any] | None:
 def _rendered_article(html: str, url: str) -> PageArticle:
     import lxml.html  # pages only: a run of feeds (of 304s) never loads lxml
 
-    from ingest.clean import has_class, parse_document
+    from ingest.clean import has_class, parse_document, visible_text
 
     if not html.strip():
         raise NoArticle("empty page")
@@ -118,7 +118,7 @@ def _rendered_article(html: str, url: str) -> PageArticle:
     heading = next((h for h in root.iter("h1") if has_class(h, "article-title")), None)
     if heading is None:
         heading = next(root.iter("title"), None)
-    title = _SITE_SUFFIX.sub("", " ".join(heading.text_content().split())) if heading is not None else None
+    title = _SITE_SUFFIX.sub("", visible_text(heading)) if heading is not None else None
     inner = (content.text or "") + "".join(lxml.html.tostring(c, encoding="unicode") for c in content)
     return PageArticle(url=url, title=title or None, html=inner)
 
