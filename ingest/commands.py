@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from ingest import archive, report
 from ingest.errors import IngestError
+from ingest.locations import SEARCH_INDEX
 from ingest.sources.kr36 import HOSTS as KR36_HOSTS
 from ingest.state import FeedState, open_state, recover
 
@@ -127,11 +128,12 @@ def update_search(config: Config, paths: list[str], *, build: bool = False) -> N
     """Index the posts just written: the posts are safe, so a failure here only warns.
 
     A missing index is left to the first search to build from the whole archive (or built
-    now with `build`): a run need not read back every post of an archive nobody searches."""
-    from ingest.search import INDEX_NAME, SearchIndex
-
-    if not build and not (config.state_dir / INDEX_NAME).exists():
+    now with `build`): a run need not read back every post of an archive nobody searches.
+    A run that wrote nothing (every feed unchanged) does not even load the search."""
+    if not build and (not paths or not (config.state_dir / SEARCH_INDEX).exists()):
         return
+    from ingest.search import SearchIndex
+
     try:
         index = SearchIndex(config.state_dir, config.archive_dir)  # a missing index is built whole
         try:
@@ -245,15 +247,13 @@ def _read_text(path: Path) -> str:
 
 
 def reindex(config: Config, out: TextIO) -> int:
-    from ingest.search import INDEX_NAME
-
     state = open_state(config.state_dir, config.archive_dir, fresh=True)
     try:
         print(f"state rebuilt from {config.archive_dir}: {state.count_entries()} posts", file=out)
     finally:
         state.close()
     for suffix in ("", "-wal", "-shm"):
-        (config.state_dir / f"{INDEX_NAME}{suffix}").unlink(missing_ok=True)
+        (config.state_dir / f"{SEARCH_INDEX}{suffix}").unlink(missing_ok=True)
     update_search(config, [], build=True)  # built whole, as it is missing
     return 0
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 ARCHIVE_DIR = Path("archive")
 STATE_DIR = Path(".ingest")
+SEARCH_INDEX = "search.sqlite3"  # in the state folder; a run looks for it before loading search
 
 
 def read(config_file: Path) -> str:

@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import TextIO
 
 from ingest.errors import IngestError
-from ingest.locations import locations
+from ingest.locations import SEARCH_INDEX, locations
 from ingest.scripts import CJK as _CJK
 
-INDEX_NAME = "search.sqlite3"
 _RUNS = re.compile(rf"([{_CJK}]+)|([^\W{_CJK}]+)")  # (a CJK run, or a word of letters and digits)
 _CJK_CHAR = re.compile(rf"[{_CJK}]")
 _QUERY = re.compile(r'"([^"]*)"|(\S+)')
@@ -111,7 +110,7 @@ class SearchIndex:
 
     def __init__(self, state_dir: Path, archive_dir: Path) -> None:
         self._archive = archive_dir
-        path = state_dir / INDEX_NAME
+        path = state_dir / SEARCH_INDEX
         fresh = not path.exists()
         self.built = fresh  # from the whole archive, just now
         try:
