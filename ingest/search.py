@@ -13,18 +13,22 @@ A query word is the phrase of its pieces: GPT-4 is GPT followed by 4, A股 is A
 followed by a run starting with 股.
 
 Relevance is simple and predictable: posts whose title holds the query come
-first, then newest first.
+first, then newest first. A post's id is its date (seconds × 2²⁰, plus 20 bits
+of its path's CRC-32): FTS5 hands the matches over newest first, in its own
+order, and a query stops at its twentieth, however many posts match.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sqlite3
+import zlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -35,16 +39,19 @@ from ingest.scripts import CJK as _CJK
 _RUNS = re.compile(rf"([{_CJK}]+)|([^\W{_CJK}]+)")  # (a CJK run, or a word of letters and digits)
 _CJK_CHAR = re.compile(rf"[{_CJK}]")
 _QUERY = re.compile(r'"([^"]*)"|(\S+)')
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS posts (
-    id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, date TEXT NOT NULL, feed TEXT NOT NULL,
-    title TEXT NOT NULL, text TEXT NOT NULL);
-CREATE VIRTUAL TABLE IF NOT EXISTS terms USING fts5(title, text, tokenize='unicode61 remove_diacritics 2');
-CREATE INDEX IF NOT EXISTS posts_newest ON posts(date DESC, path);
-"""
-# A query matching many posts walks the posts newest first (posts_newest) and stops at the
-# limit; one matching a few reads those few. Many: more than this, counted up to it.
-_MANY = 2000
+# The index's `user_version` once built whole: any other (a new file, an index made before
+# ids were dates, a build killed midway) is built again from the archive.
+SCHEMA_VERSION = 2
+_SCHEMA = (
+    "DROP TABLE IF EXISTS terms",
+    "DROP TABLE IF EXISTS posts",
+    "CREATE TABLE posts (id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, date TEXT NOT NULL, "
+    "feed TEXT NOT NULL, title TEXT NOT NULL, text TEXT NOT NULL)",
+    "CREATE VIRTUAL TABLE terms USING fts5(title, text, tokenize='unicode61 remove_diacritics 2')",
+)
+_SECOND = 2**20  # ids a second of dates holds: its posts are told apart by their path's CRC
+_Test = tuple[str, tuple[object, ...]]  # an SQL condition on a post `p`, and its parameters
+_Row = tuple[int, str, str, str, str, str]  # a post's id, path, date, title, feed and text
 _SNIPPET = 40  # characters of context on each side of a match
 
 
@@ -111,91 +118,103 @@ class SearchIndex:
     def __init__(self, state_dir: Path, archive_dir: Path) -> None:
         self._archive = archive_dir
         path = state_dir / SEARCH_INDEX
-        fresh = not path.exists()
-        self.built = fresh  # from the whole archive, just now
+        self.built = False  # from the whole archive, just now
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
             # Writes open with BEGIN IMMEDIATE; `with self._db` commits them or rolls back.
             self._db = sqlite3.connect(path, timeout=30, isolation_level="IMMEDIATE")
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
+            if self._version() != SCHEMA_VERSION:
+                self._build()
         except sqlite3.Error as exc:
             raise IngestError(f"the search index {path} is unusable ({exc}): delete it, "
                               "the next search rebuilds it from the archive") from exc
-        if fresh:
-            self.update(p.relative_to(archive_dir).as_posix()
-                        for p in sorted(archive_dir.glob("*/*/*/*/index.md")))
+
+    def _version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _build(self) -> None:
+        """The index of the whole archive, made in one transaction: a build killed midway
+        leaves the index as it was, and two processes never build it at once."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            if self._version() == SCHEMA_VERSION:  # built by another process meanwhile
+                return
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+            for file in sorted(self._archive.glob("*/*/*/*/index.md")):
+                self._index(file.relative_to(self._archive).as_posix())
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self.built = True
 
     def close(self) -> None:
         self._db.close()
 
     def update(self, paths: Iterable[str]) -> int:
         """(Re)index the posts at `paths` (relative to the archive); return how many."""
-        count = 0
         with self._db:
-            for path in paths:
-                document = _document(self._archive / path)
-                if document is None:
-                    continue
-                when, feed, title, text = document
-                row = self._db.execute("SELECT id FROM posts WHERE path = ?", (path,)).fetchone()
-                if row:
-                    self._db.execute("DELETE FROM terms WHERE rowid = ?", row)
-                    self._db.execute("DELETE FROM posts WHERE id = ?", row)
-                cursor = self._db.execute(
-                    "INSERT INTO posts (path, date, feed, title, text) VALUES (?, ?, ?, ?, ?)",
-                    (path, when, feed, title, text))
-                self._db.execute("INSERT INTO terms (rowid, title, text) VALUES (?, ?, ?)",
-                                 (cursor.lastrowid, terms(title), terms(text)))
-                count += 1
-        return count
+            return sum(self._index(path) for path in paths)
+
+    def _index(self, path: str) -> bool:
+        document = _document(self._archive / path)
+        if document is None:
+            return False
+        when, feed, title, text = document
+        self._db.execute("DELETE FROM terms WHERE rowid = (SELECT id FROM posts WHERE path = ?)", (path,))
+        self._db.execute("DELETE FROM posts WHERE path = ?", (path,))
+        key = _key(when, path)
+        # Two posts of one second with the same 20 bits of CRC (about one pair in a million):
+        # the later one is filed just after, in the same second or the first id of the next.
+        while self._db.execute("SELECT 1 FROM posts WHERE id = ?", (key,)).fetchone():
+            key += 1
+        self._db.execute("INSERT INTO posts (id, path, date, feed, title, text) VALUES (?, ?, ?, ?, ?, ?)",
+                         (key, path, when, feed, title, text))
+        self._db.execute("INSERT INTO terms (rowid, title, text) VALUES (?, ?, ?)",
+                         (key, terms(title), terms(text)))
+        return True
 
     def search(self, query: Query, *, limit: int = 20, feed: str | None = None,
                since: date | None = None) -> list[Hit]:
         """The newest posts matching `query`, those with a match in their title first."""
-        where, params = [], []
-        if query.match:
-            where.append("p.id IN (SELECT rowid FROM terms WHERE terms MATCH ?)")
-            params.append(query.match)
-        for needle in query.substrings:
-            where.append("(instr(p.title, ?) OR instr(p.text, ?))")
-            params += [needle, needle]
+        where: list[_Test] = [("(instr(p.title, ?) OR instr(p.text, ?))", (needle, needle))
+                              for needle in query.substrings]
         if feed:
-            where.append("p.feed = ?")
-            params.append(feed)
+            where.append(("p.feed = ?", (feed,)))
         if since:
-            where.append("p.date >= ?")
-            params.append(since.isoformat())
-        in_title = " AND ".join(
-            (["p.id IN (SELECT rowid FROM terms WHERE terms MATCH '{title} : ' || ?)"]
-             if query.match else []) + ["instr(p.title, ?)" for _ in query.substrings])
-        title_params = ([f"({query.match})"] if query.match else []) + list(query.substrings)
-        # SQLite would look every match up by its id, then sort them all: for a word in
-        # 100,000 posts of 3 KB, 0.4 s reading rows that are not shown. (Substrings are
-        # read in every post anyway: the walk stops sooner.)
-        posts = "posts p INDEXED BY posts_newest" if self._many(query) else "posts p"
-        rows: list[tuple[str, str, str, str, str]] = []
-        for title_test in (in_title, f"NOT ({in_title})"):  # titles first, then the rest
-            sql = (f"SELECT p.path, p.date, p.title, p.feed, p.text FROM {posts} "
-                   f"WHERE {' AND '.join([*where, title_test])} ORDER BY p.date DESC, p.path LIMIT ?")
-            try:
-                rows += self._db.execute(sql, [*params, *title_params, limit - len(rows)]).fetchall()
-            except sqlite3.OperationalError as exc:
-                raise SearchError(f"cannot search for this: {exc}") from None
-            if len(rows) >= limit:
-                break
+            start = datetime(since.year, since.month, since.day, tzinfo=UTC)
+            where.append(("{id} >= ?", (_key(start, ""),)))
+        in_title = [("instr(p.title, ?)", (needle,)) for needle in query.substrings]
+        rows = self._newest(f"{{title}} : ({query.match})" if query.match else "", [*where, *in_title], limit)
+        if len(rows) < limit:  # every post with a match in its title is in `rows`: now the rest
+            if rows:
+                where.append((f"{{id}} NOT IN ({', '.join('?' * len(rows))})", tuple(row[0] for row in rows)))
+            rows += self._newest(query.match, where, limit - len(rows))
         return [Hit(path, when[:10], title, name, snippet(text, query.needles))
-                for path, when, title, name, text in rows]
+                for _, path, when, title, name, text in rows]
 
-    def _many(self, query: Query) -> bool:
-        if not query.match:
-            return True
+    def _newest(self, match: str, where: list[_Test], limit: int) -> list[_Row]:
+        """Up to `limit` posts matching `match` (an FTS5 expression; empty: every post) and
+        the SQL tests of `where` (`{id}` in a test is the post's id), newest first: in the
+        order of their ids, which is the order FTS5 hands its matches over in."""
+        source, post_id = ("terms JOIN posts p ON p.id = terms.rowid", "terms.rowid") if match \
+            else ("posts p", "p.id")
+        tests: list[str] = ["terms MATCH ?"] if match else []
+        params: list[object] = [match] if match else []
+        for test, values in where:
+            tests.append(test.format(id=post_id))
+            params += values
+        sql = (f"SELECT p.id, p.path, p.date, p.title, p.feed, p.text FROM {source} "
+               f"WHERE {' AND '.join(tests) or '1'} ORDER BY {post_id} DESC LIMIT ?")
         try:
-            found = self._db.execute("SELECT count(*) FROM (SELECT rowid FROM terms WHERE terms MATCH ? "
-                                     "LIMIT ?)", (query.match, _MANY + 1)).fetchone()[0]
+            return self._db.execute(sql, [*params, limit]).fetchall()
         except sqlite3.OperationalError as exc:
             raise SearchError(f"cannot search for this: {exc}") from None
-        return bool(found > _MANY)
+
+
+def _key(when: str | datetime, path: str) -> int:
+    """The id of the post at `path` dated `when`: ids sort as the posts' dates do."""
+    moment = datetime.fromisoformat(when) if isinstance(when, str) else when
+    return math.floor(moment.timestamp()) * _SECOND + (zlib.crc32(path.encode()) & (_SECOND - 1))
 
 
 def _document(file: Path) -> tuple[str, str, str, str] | None:
