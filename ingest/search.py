@@ -25,8 +25,9 @@ import json
 import math
 import re
 import sqlite3
+import sys
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -115,8 +116,11 @@ def parse_query(text: str) -> Query:
 class SearchIndex:
     """The index of one archive; built from the archive when it is missing."""
 
-    def __init__(self, state_dir: Path, archive_dir: Path) -> None:
+    def __init__(self, state_dir: Path, archive_dir: Path, *,
+                 on_build: Callable[[], None] | None = None) -> None:
+        """`on_build` hears that the index is about to be built (a minute for 50,000 posts)."""
         self._archive = archive_dir
+        self._on_build = on_build
         path = state_dir / SEARCH_INDEX
         self.built = False  # from the whole archive, just now
         try:
@@ -140,6 +144,8 @@ class SearchIndex:
             self._db.execute("BEGIN IMMEDIATE")
             if self._version() == SCHEMA_VERSION:  # built by another process meanwhile
                 return
+            if self._on_build is not None:
+                self._on_build()
             for statement in _SCHEMA:
                 self._db.execute(statement)
             for file in sorted(self._archive.glob("*/*/*/*/index.md")):
@@ -254,7 +260,9 @@ def search_command(args: argparse.Namespace, out: TextIO) -> int:
     """`ingest search`: exit 0 with results, 1 without (2, raised, on a bad query)."""
     query = parse_query(" ".join(args.query))
     archive_dir, state_dir = locations(args.config)
-    index = SearchIndex(state_dir, archive_dir)
+    index = SearchIndex(state_dir, archive_dir, on_build=lambda: print(
+        f"ingest: building the search index of {archive_dir} (once; a minute for 50,000 posts)",
+        file=sys.stderr, flush=True))
     try:
         hits = index.search(query, limit=args.limit, feed=args.feed, since=args.since)
     finally:
