@@ -53,6 +53,7 @@ _SCHEMA = (
 _SECOND = 2**20  # ids a second of dates holds: its posts are told apart by their path's CRC
 _Test = tuple[str, tuple[object, ...]]  # an SQL condition on a post `p`, and its parameters
 _Row = tuple[int, str, str, str, str, str]  # a post's id, path, date, title, feed and text
+ANNOUNCED_BUILD = 2000  # posts to index from which a search says it builds the index first (~3 s)
 _SNIPPET = 40  # characters of context on each side of a match
 
 
@@ -117,8 +118,8 @@ class SearchIndex:
     """The index of one archive; built from the archive when it is missing."""
 
     def __init__(self, state_dir: Path, archive_dir: Path, *,
-                 on_build: Callable[[], None] | None = None) -> None:
-        """`on_build` hears that the index is about to be built (a minute for 50,000 posts)."""
+                 on_build: Callable[[int], None] | None = None) -> None:
+        """`on_build` hears how many posts the index is about to be built from."""
         self._archive = archive_dir
         self._on_build = on_build
         path = state_dir / SEARCH_INDEX
@@ -144,11 +145,12 @@ class SearchIndex:
             self._db.execute("BEGIN IMMEDIATE")
             if self._version() == SCHEMA_VERSION:  # built by another process meanwhile
                 return
+            files = sorted(self._archive.glob("*/*/*/*/index.md"))
             if self._on_build is not None:
-                self._on_build()
+                self._on_build(len(files))
             for statement in _SCHEMA:
                 self._db.execute(statement)
-            for file in sorted(self._archive.glob("*/*/*/*/index.md")):
+            for file in files:
                 self._index(file.relative_to(self._archive).as_posix())
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self.built = True
@@ -260,15 +262,19 @@ def search_command(args: argparse.Namespace, out: TextIO) -> int:
     """`ingest search`: exit 0 with results, 1 without (2, raised, on a bad query)."""
     query = parse_query(" ".join(args.query))
     archive_dir, state_dir = locations(args.config)
-    index = SearchIndex(state_dir, archive_dir, on_build=lambda: print(
-        f"ingest: building the search index of {archive_dir} (once; a minute for 50,000 posts)",
-        file=sys.stderr, flush=True))
+    index = SearchIndex(state_dir, archive_dir, on_build=_announce_build)
     try:
         hits = index.search(query, limit=args.limit, feed=args.feed, since=args.since)
     finally:
         index.close()
     print_hits(hits, query.needles, out, as_json=args.json)
     return 0 if hits else 1
+
+
+def _announce_build(posts: int) -> None:
+    if posts >= ANNOUNCED_BUILD:
+        print(f"ingest: building the search index of {posts:,} posts, once (about a minute "
+              "for 50,000)", file=sys.stderr, flush=True)
 
 
 def print_hits(hits: list[Hit], needles: Iterable[str], out: TextIO, *, as_json: bool) -> None:
