@@ -53,6 +53,7 @@ _SCHEMA = (
 _SECOND = 2**20  # ids a second of dates holds: its posts are told apart by their path's CRC
 _Test = tuple[str, tuple[object, ...]]  # an SQL condition on a post `p`, and its parameters
 _Row = tuple[int, str, str, str, str, str]  # a post's id, path, date, title, feed and text
+BUSY_SECONDS = 30.0  # how long a search waits for another ingest writing the index
 ANNOUNCED_BUILD = 2000  # posts to index from which a search says it builds the index first (~3 s)
 _SNIPPET = 40  # characters of context on each side of a match
 
@@ -127,11 +128,14 @@ class SearchIndex:
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
             # Writes open with BEGIN IMMEDIATE; `with self._db` commits them or rolls back.
-            self._db = sqlite3.connect(path, timeout=30, isolation_level="IMMEDIATE")
+            self._db = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level="IMMEDIATE")
             self._db.execute("PRAGMA journal_mode=WAL")
             if self._version() != SCHEMA_VERSION:
                 self._build()
         except sqlite3.Error as exc:
+            if exc.sqlite_errorname == "SQLITE_BUSY":  # deleting it would not help
+                raise IngestError(f"the search index {path} is being written by another ingest (a run, "
+                                  "or a search building it): try again when it is done") from exc
             raise IngestError(f"the search index {path} is unusable ({exc}): delete it, "
                               "the next search rebuilds it from the archive") from exc
 

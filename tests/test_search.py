@@ -108,6 +108,23 @@ def test_an_index_not_built_whole_is_built_again(archived: Project, capsys: pyte
     assert capsys.readouterr().err == ""  # once
 
 
+def test_an_index_another_process_is_building_is_waited_for_then_named(
+        archived: Project, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    titles(archived, "城市")
+    monkeypatch.setattr("ingest.search.BUSY_SECONDS", 0.2)
+    other = sqlite3.connect(archived.state_dir / "search.sqlite3", isolation_level=None)
+    other.execute("PRAGMA user_version = 0")  # to be built again, and another search doing it:
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        capsys.readouterr()
+        assert archived.run("search", "城市")[0] == 2
+        assert "being written by another ingest" in capsys.readouterr().err
+    finally:
+        other.rollback()
+        other.close()
+    assert titles(archived, "城市")
+
+
 def test_a_backfill_is_searchable(archived: Project, tmp_path_factory: pytest.TempPathFactory) -> None:
     saved = tmp_path_factory.mktemp("saved") / "feed.xml"
     saved.write_bytes(rss(("旧文章里的无人机", "Sat, 01 Jan 2022 08:00:00 GMT", "<p>一篇旧文。</p>")))
