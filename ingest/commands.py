@@ -132,7 +132,7 @@ def update_search(config: Config, paths: list[str], *, build: bool = False) -> N
     A run that wrote nothing (every feed unchanged) does not even load the search."""
     if not build and (not paths or not (config.state_dir / SEARCH_INDEX).exists()):
         return
-    from ingest.search import SearchIndex
+    from ingest.search import SearchIndex, mark_stale
 
     try:
         index = SearchIndex(config.state_dir, config.archive_dir)  # a missing index is built whole
@@ -142,7 +142,12 @@ def update_search(config: Config, paths: list[str], *, build: bool = False) -> N
         finally:
             index.close()
     except IngestError as exc:
-        print(f"ingest: the search index was not updated: {exc}", file=sys.stderr)
+        try:
+            mark_stale(config.state_dir)
+            then = "the next search rebuilds it"
+        except OSError as unmarked:
+            then = f"nor could it be marked to be rebuilt ({unmarked}): run `ingest reindex`"
+        print(f"ingest: the search index was not updated ({exc}); {then}", file=sys.stderr)
 
 
 def write_report(path: Path, data: dict[str, object]) -> None:

@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import re
+import secrets
 import sqlite3
 import sys
 import zlib
@@ -123,32 +124,41 @@ class SearchIndex:
         """`on_build` hears how many posts the index is about to be built from."""
         self._archive = archive_dir
         self._on_build = on_build
-        path = state_dir / SEARCH_INDEX
+        self._path = state_dir / SEARCH_INDEX
+        self._stale = stale_mark(state_dir)
         self.built = False  # from the whole archive, just now
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
             # Writes open with BEGIN IMMEDIATE; `with self._db` commits them or rolls back.
-            self._db = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level="IMMEDIATE")
+            self._db = sqlite3.connect(self._path, timeout=BUSY_SECONDS, isolation_level="IMMEDIATE")
             self._db.execute("PRAGMA journal_mode=WAL")
-            if self._version() != SCHEMA_VERSION:
+            if not self._current():
                 self._build()
         except sqlite3.Error as exc:
-            if exc.sqlite_errorname == "SQLITE_BUSY":  # deleting it would not help
-                raise IngestError(f"the search index {path} is being written by another ingest (a run, "
-                                  "or a search building it): try again when it is done") from exc
-            raise IngestError(f"the search index {path} is unusable ({exc}): delete it, "
-                              "the next search rebuilds it from the archive") from exc
+            raise self._failure(exc) from exc
 
-    def _version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+    def _failure(self, exc: sqlite3.Error) -> IngestError:
+        if exc.sqlite_errorname == "SQLITE_BUSY":  # deleting it would not help
+            return IngestError(f"the search index {self._path} is being written by another ingest (a run, "
+                               "or a search building it): try again when it is done")
+        return IngestError(f"the search index {self._path} is unusable ({exc}): delete it, "
+                           "the next search rebuilds it from the archive")
+
+    def _current(self) -> bool:
+        """Built whole by this version, and no post since left out of it."""
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        return version == SCHEMA_VERSION and not self._stale.exists()
 
     def _build(self) -> None:
         """The index of the whole archive, made in one transaction: a build killed midway
         leaves the index as it was, and two processes never build it at once."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            if self._version() == SCHEMA_VERSION:  # built by another process meanwhile
+            if self._current():  # built by another process meanwhile
                 return
+            # Cleared after the build if no run has marked it again meanwhile (its posts
+            # may have come after the list of files below).
+            mark = _read(self._stale)
             files = sorted(self._archive.glob("*/*/*/*/index.md"))
             if self._on_build is not None:
                 self._on_build(len(files))
@@ -157,6 +167,8 @@ class SearchIndex:
             for file in files:
                 self._index(file.relative_to(self._archive).as_posix())
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if mark is not None and _read(self._stale) == mark:
+            self._stale.unlink(missing_ok=True)
         self.built = True
 
     def close(self) -> None:
@@ -164,8 +176,11 @@ class SearchIndex:
 
     def update(self, paths: Iterable[str]) -> int:
         """(Re)index the posts at `paths` (relative to the archive); return how many."""
-        with self._db:
-            return sum(self._index(path) for path in paths)
+        try:
+            with self._db:
+                return sum(self._index(path) for path in paths)
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from exc
 
     def _index(self, path: str) -> bool:
         document = _document(self._archive / path)
@@ -221,6 +236,23 @@ class SearchIndex:
             return self._db.execute(sql, [*params, limit]).fetchall()
         except sqlite3.OperationalError as exc:
             raise SearchError(f"cannot search for this: {exc}") from None
+
+
+def stale_mark(state_dir: Path) -> Path:
+    """The file that says posts were written that the index may not hold: a run whose
+    update of the index failed leaves it, and the next search builds the index again."""
+    return state_dir / f"{SEARCH_INDEX}.stale"
+
+
+def mark_stale(state_dir: Path) -> None:
+    stale_mark(state_dir).write_text(f"{secrets.token_hex(8)}\n", encoding="ascii")
+
+
+def _read(file: Path) -> str | None:
+    try:
+        return file.read_text(encoding="ascii")
+    except FileNotFoundError:
+        return None
 
 
 def _key(when: str | datetime, path: str) -> int:

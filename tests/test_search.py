@@ -125,6 +125,26 @@ def test_an_index_another_process_is_building_is_waited_for_then_named(
     assert titles(archived, "城市")
 
 
+def test_posts_a_run_could_not_index_are_found_by_the_next_search(
+        archived: Project, server: Loopback, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    titles(archived, "城市")
+    monkeypatch.setattr("ingest.search.BUSY_SECONDS", 0.2)
+    server.route("/feed", rss(*FIRST, LATER))
+    archived.clock.advance(hours=1)
+    other = sqlite3.connect(archived.state_dir / "search.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # a search building the index, longer than a run waits
+    try:
+        capsys.readouterr()
+        assert archived.run()[0] == 0  # the post is archived: only its indexing failed
+        assert "the next search rebuilds it" in capsys.readouterr().err
+    finally:
+        other.rollback()
+        other.close()
+    assert "城市规划的新思路" in titles(archived, "规划")
+    assert not (archived.state_dir / "search.sqlite3.stale").exists()
+
+
 def test_a_backfill_is_searchable(archived: Project, tmp_path_factory: pytest.TempPathFactory) -> None:
     saved = tmp_path_factory.mktemp("saved") / "feed.xml"
     saved.write_bytes(rss(("旧文章里的无人机", "Sat, 01 Jan 2022 08:00:00 GMT", "<p>一篇旧文。</p>")))
