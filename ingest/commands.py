@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from ingest import archive, report
 from ingest.errors import IngestError
-from ingest.locations import SEARCH_INDEX
+from ingest.locations import SEARCH_INDEX, SEARCH_STALE
 from ingest.sources.kr36 import HOSTS as KR36_HOSTS
 from ingest.state import FeedState, open_state, recover
 
@@ -127,10 +127,12 @@ def rebuild(config: Config, args: argparse.Namespace, clock: Clock, out: TextIO)
 def update_search(config: Config, paths: list[str], *, build: bool = False) -> None:
     """Index the posts just written: the posts are safe, so a failure here only warns.
 
-    A missing index is left to the first search to build from the whole archive (or built
-    now with `build`): a run need not read back every post of an archive nobody searches.
-    A run that wrote nothing (every feed unchanged) does not even load the search."""
-    if not build and (not paths or not (config.state_dir / SEARCH_INDEX).exists()):
+    A missing index, or one marked stale, is left to the first search to build from the
+    whole archive (or built now with `build`): a run need not read back every post of an
+    archive nobody searches. A run that wrote nothing (every feed unchanged) does not even
+    load the search."""
+    if not build and (not paths or not (config.state_dir / SEARCH_INDEX).exists()
+                      or (config.state_dir / SEARCH_STALE).exists()):
         return
     from ingest.search import SearchIndex, mark_stale
 

@@ -12,6 +12,8 @@ from pathlib import Path
 ARCHIVE_DIR = Path("archive")
 STATE_DIR = Path(".ingest")
 SEARCH_INDEX = "search.sqlite3"  # in the state folder; a run looks for it before loading search
+# Beside it when a run could not index its posts: the next search builds the index again.
+SEARCH_STALE = f"{SEARCH_INDEX}.stale"
 
 
 def read(config_file: Path) -> str:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ingest.errors import IngestError
-from ingest.locations import SEARCH_INDEX, locations
+from ingest.locations import SEARCH_INDEX, SEARCH_STALE, locations
 from ingest.scripts import CJK as _CJK
 
 _RUNS = re.compile(rf"([{_CJK}]+)|([^\W{_CJK}]+)")  # (a CJK run, or a word of letters and digits)
@@ -125,7 +125,7 @@ class SearchIndex:
         self._archive = archive_dir
         self._on_build = on_build
         self._path = state_dir / SEARCH_INDEX
-        self._stale = stale_mark(state_dir)
+        self._stale = state_dir / SEARCH_STALE
         self.built = False  # from the whole archive, just now
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
@@ -238,14 +238,10 @@ class SearchIndex:
             raise SearchError(f"cannot search for this: {exc}") from None
 
 
-def stale_mark(state_dir: Path) -> Path:
-    """The file that says posts were written that the index may not hold: a run whose
-    update of the index failed leaves it, and the next search builds the index again."""
-    return state_dir / f"{SEARCH_INDEX}.stale"
-
-
 def mark_stale(state_dir: Path) -> None:
-    stale_mark(state_dir).write_text(f"{secrets.token_hex(8)}\n", encoding="ascii")
+    """Say that posts were written that the index may not hold (a run whose update of the
+    index failed): the next search builds the index again."""
+    (state_dir / SEARCH_STALE).write_text(f"{secrets.token_hex(8)}\n", encoding="ascii")
 
 
 def _read(file: Path) -> str | None:
