@@ -7,6 +7,7 @@ whose feeds all answer 304 does not pay for HTML parsing, extraction or OPML.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -131,11 +132,15 @@ def update_search(config: Config, paths: list[str], *, build: bool = False) -> N
     whole archive (or built now with `build`): a run need not read back every post of an
     archive nobody searches. A run that wrote nothing (every feed unchanged) does not even
     load the search."""
-    if not build and (not paths or not (config.state_dir / SEARCH_INDEX).exists()
-                      or (config.state_dir / SEARCH_STALE).exists()):
+    if not build and (not paths or not (config.state_dir / SEARCH_INDEX).exists()):
         return
     from ingest.search import SearchIndex, mark_stale
 
+    if not build and (config.state_dir / SEARCH_STALE).exists():
+        # Marked again: a build under way may have listed the posts before these were written.
+        with contextlib.suppress(OSError):  # failing that, the old mark stands
+            mark_stale(config.state_dir)
+        return
     try:
         index = SearchIndex(config.state_dir, config.archive_dir)  # a missing index is built whole
         try:
