@@ -117,7 +117,8 @@ def parse_query(text: str) -> Query:
 
 
 class SearchIndex:
-    """The index of one archive; built from the archive when it is missing."""
+    """The index of one archive; built from the archive when it is missing, made by another
+    version, or marked stale."""
 
     def __init__(self, state_dir: Path, archive_dir: Path, *,
                  on_build: Callable[[int], None] | None = None) -> None:
