@@ -29,6 +29,7 @@ Hugo shortcode openers are escaped later, on the whole post (render.py).
 
 from __future__ import annotations
 
+import functools
 import html as htmllib
 import re
 from collections.abc import Iterable
@@ -94,6 +95,7 @@ _CHROME_NAMES = frozenset({
     "sponsored", "promo", "breadcrumb", "breadcrumbs", "pagination", "pager",
 })
 _TOKEN = re.compile(r"[\s_-]+")
+_BLANK_RUN = re.compile(r"\n[ \t\n]*\n")  # from a newline to the last of its blank lines
 _CAMEL_CASE = re.compile(r"[a-z]+(?:[A-Z][a-z]+)+")
 _CAMEL_WORD = re.compile(r"[A-Z]?[a-z]+")
 _PARTS = ("bar", "box", "tools", "links", "buttons", "button", "widget", "wrap", "wrapper", "area",
@@ -251,7 +253,8 @@ def prune_chrome(root: lxml.html.HtmlElement) -> None:
             element.drop_tag()  # keeps the whitespace it held: <b> </b> separates two words
 
 
-def name_words(names: str) -> set[str]:
+@functools.lru_cache(maxsize=4096)  # a site writes the same few names on every page
+def name_words(names: str) -> frozenset[str]:
     """The words of class names or ids: `share-bar post_meta captionText` → share, bar, post,
     meta, caption, text."""
     words: set[str] = set()
@@ -261,8 +264,8 @@ def name_words(names: str) -> set[str]:
         words.update(_CAMEL_WORD.findall(name) if _CAMEL_CASE.fullmatch(name) else [name])
     words = {word.lower() for word in words}
     # A name run together with what it is, "sharebar", "commentbox", is its first word too.
-    return words | {word[:-len(end)] for word in words for end in _PARTS
-                    if word.endswith(end) and len(word) - len(end) >= 3}
+    return frozenset(words | {word[:-len(end)] for word in words for end in _PARTS
+                              if word.endswith(end) and len(word) - len(end) >= 3})
 
 
 def embeds(element: lxml.html.HtmlElement) -> bool:
@@ -335,22 +338,28 @@ def _safe_attribute(tag: str, name: str, value: str, base_url: str | None) -> tu
 def serialize(root: lxml.html.HtmlElement) -> str:
     """The children of `root` as HTML with no blank line, as BeautifulSoup writes them."""
     out: list[str] = [_text(root.text, preserve=False)]
+    write = out.append
     in_pre = 0
+    # A walk, not a recursion: libxml2 nests up to 2048 levels, Python recurses up to 1000.
     for event, element in etree.iterwalk(root, events=("start", "end")):
         if element is root:
             continue
         tag = element.tag
         if event == "start":
-            out.append(f"<{tag}{_attributes(element.attrib.items())}{'/' if tag in _VOID else ''}>")
+            items = element.items()
+            attributes = _attributes(items) if items else ""
+            write(f"<{tag}{attributes}/>" if tag in _VOID else f"<{tag}{attributes}>")
             if tag == "pre":
                 in_pre += 1
-            out.append(_text(element.text, in_pre > 0))
+            if element.text:
+                write(_text(element.text, in_pre > 0))
         else:
             if tag == "pre":
                 in_pre -= 1
             if tag not in _VOID:
-                out.append(f"</{tag}>")
-            out.append(_text(element.tail, in_pre > 0))
+                write(f"</{tag}>")
+            if element.tail:
+                write(_text(element.tail, in_pre > 0))
     html = "".join(out).strip(" \t\n")
     # Only spaces of any kind, no element: an empty article (libxml2 reads it so too).
     return "" if not html.strip() else html
@@ -386,24 +395,32 @@ def _mark_blank_lines(text: str, preserve: bool) -> str:
     """Drop (or, where whitespace matters, encode) newlines that would end a blank line.
 
     Text always follows a tag or starts the fragment (which is stripped), so only
-    newlines inside it can make whitespace-only lines.
+    newlines inside it can make whitespace-only lines: those after the first of a run
+    of spaces, tabs and newlines.
     """
     if "\n" not in text:
         return text
+    return _BLANK_RUN.sub(_encode_blank_lines if preserve else _drop_blank_lines, text)
+
+
+def _drop_blank_lines(run: re.Match[str]) -> str:
+    return "\n" + run.group().replace("\n", "")
+
+
+def _encode_blank_lines(run: re.Match[str]) -> str:
+    """The run's newlines, every other one written ``&#10;``: a line left holding only
+    spaces is not blank, the one after it may be."""
     out: list[str] = []
-    line_blank = False  # is the current output line, so far, only spaces and tabs?
-    for char in text:
-        if char == "\n":
-            if not line_blank:
-                out.append("\n")
-                line_blank = True
-            elif preserve:
-                out.append("&#10;")
-                line_blank = False
-        else:
+    line_blank = False
+    for char in run.group():
+        if char != "\n":
             out.append(char)
-            if char not in " \t":
-                line_blank = False
+        elif line_blank:
+            out.append("&#10;")
+            line_blank = False
+        else:
+            out.append("\n")
+            line_blank = True
     return "".join(out)
 
 

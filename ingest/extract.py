@@ -390,7 +390,7 @@ def _surrounds(element: lxml.html.HtmlElement, text: str, tokens: int, linked: b
     return linked and bool(_RAIL.match(" ".join(text.split())[:40]))
 
 
-def _class_words(element: lxml.html.HtmlElement) -> set[str]:
+def _class_words(element: lxml.html.HtmlElement) -> frozenset[str]:
     """The words of an element's class (not of its id: ids are often the slug of its text)."""
     return name_words(element.get("class", ""))
 
