@@ -59,7 +59,7 @@ class Archiver:
         """Stage the post of `job` (images are written first); what became of it (or would,
         on a dry run). The post is on disk once `stage` is committed."""
         article = build_article(job.entry, settings, job.known, job.date, self._pages, self._llm,
-                                self._clock)
+                                self._clock, job.content)
         images: list[ImageOutcome] = []
         if settings.images:
             budget = Budget(settings.image_max_width, webp=settings.image_format == "webp")

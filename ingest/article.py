@@ -17,18 +17,18 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import lxml.html
 
 from ingest import summary
-from ingest.clean import Cleaned, clean, clean_tree, no_blank_lines, tree_of, visible_text
+from ingest.clean import clean, clean_tree, no_blank_lines, tree_of, visible_text
 from ingest.config import FeedSettings
 from ingest.errors import BlockedError, ExtractError, FetchError, RefusedAddressError
 from ingest.extract import Pages
 from ingest.llm import LLMSummarizer
-from ingest.models import Article, Entry, KnownPost
+from ingest.models import Article, Entry, FeedContent, KnownPost
 from ingest.scripts import CJK
 from ingest.sources import kr36
 from ingest.urls import strip_tracking
@@ -48,30 +48,30 @@ _TRUNCATED = re.compile(
 
 def build_article(entry: Entry, settings: FeedSettings, known: KnownPost | None,
                   date: datetime, pages: Pages, llm: LLMSummarizer | None,
-                  clock: Callable[[], datetime]) -> Article:
-    """The article of `entry`, to be filed under `date` (see pipeline.post_date).
+                  clock: Callable[[], datetime], content: FeedContent | None = None) -> Article:
+    """The article of `entry`, to be filed under `date` (see pipeline.post_date), from its
+    `content` read ahead (`read_content`), or read now.
 
     With strict `pages` a bot wall is raised, not worked around with the feed's content.
     """
-    head, raw_article = summary.split_block(entry.content)
-    # Each HTML is parsed once, by the cleaner: what follows reads the cleaned trees.
-    article = clean(raw_article, base_url=entry.link)
+    if content is None:
+        content = read_content(entry.content, entry.link, settings.full_content, settings.summary)
+    html, page_tree = content.html, None
     partial = note = page_cover = page_document = None
-    if entry.link and _wants_page(settings.full_content, entry.link, article.tree):
+    if entry.link and content.wants_page:
         try:
             page = pages.article(entry.link)
             from_page = clean(page.html, page.url) if page.tree is None else clean_tree(page.tree, page.url)
             page_cover, page_document = page.cover, page.document
-            if text_length(from_page.tree) >= text_length(article.tree):
-                article = from_page
+            if text_length(from_page.tree) >= content.length:
+                html, page_tree = from_page.html, from_page.tree
         except (FetchError, ExtractError) as exc:
-            if not text_length(article.tree) or (pages.strict and isinstance(exc, BlockedError)):
+            if not content.length or (pages.strict and isinstance(exc, BlockedError)):
                 raise
             if isinstance(exc, RefusedAddressError):  # asking again would be refused again
                 note = f"archived from the feed's content: its page {exc}"
             else:
                 partial = str(exc)
-    block_head = _block_head(settings.summary, head, article, llm)
     return Article(
         key=entry.key,
         title=entry.title,
@@ -80,13 +80,33 @@ def build_article(entry: Entry, settings: FeedSettings, known: KnownPost | None,
         lastmod=_lastmod(entry, date, known, clock),
         source_url=strip_tracking(entry.link) if entry.link else None,
         canonical_url=_canonical(entry),
-        block_html=summary.block(block_head, article.html),
+        block_html=summary.block(_block_head(settings.summary, entry, content, page_tree, llm), html),
         source_hash=entry.source_hash,
         partial=partial,
         note=note,
-        cover_url=_cover(page_cover, article.html),
+        cover_url=_cover(page_cover, html),
         page=page_document,
     )
+
+
+def read_content(content: str, link: str | None, full_content: str, summary_mode: str) -> FeedContent:
+    """An entry's `content` (its feed's HTML) cleaned, and what making its article asks of it:
+    whether to read its page, how long it is, the summary the post shows when it is the
+    article. Pure: a run reads a feed's entries ahead, in a worker process when it has one."""
+    head, raw_article = summary.split_block(content)
+    # Each HTML is parsed once, by the cleaner: what follows reads the cleaned tree.
+    article = clean(raw_article, base_url=link)
+    wants_page = _wants_page(full_content, link, article.tree) if link else False
+    made = None
+    if summary_mode == "extractive" or (summary_mode == "auto" and head is None):
+        made = summary.head_from(summary.extractive(article.tree))
+    return FeedContent(head, article.html, wants_page, text_length(article.tree), made)
+
+
+def read_contents(contents: Sequence[tuple[str, str | None]], full_content: str,
+                  summary_mode: str) -> list[FeedContent]:
+    """`read_content` of each (content, link): one call, one round trip to a worker process."""
+    return [read_content(content, link, full_content, summary_mode) for content, link in contents]
 
 
 def _wants_page(mode: str, link: str, article: lxml.html.HtmlElement) -> bool:
@@ -123,14 +143,22 @@ def _cover(page_cover: str | None, article_html: str) -> str | None:
     return html.unescape(match.group(1)) if match else None
 
 
-def _block_head(mode: str, feed_head: str | None, article: Cleaned,
+def _block_head(mode: str, entry: Entry, content: FeedContent, page_tree: lxml.html.HtmlElement | None,
                 llm: LLMSummarizer | None) -> str | None:
+    """The summary above the article: the feed's own, one made of the article (its page's,
+    or the feed's, made ahead), or the LLM's."""
     if mode == "none":
         return None
-    if mode == "auto" and feed_head is not None:
-        return no_blank_lines(feed_head)
-    made = llm.summarize(article.tree) if mode == "llm" and llm is not None else None
-    return summary.head_from(made or summary.extractive(article.tree))
+    if mode == "auto" and content.head is not None:
+        return no_blank_lines(content.head)
+    if page_tree is None and content.summary_head is not None:
+        return content.summary_head
+    # The LLM reads the tree the cleaner wrote (its text, as a cache key too): the feed's
+    # content is cleaned again for it, which costs little beside asking the LLM.
+    article = page_tree if page_tree is not None else \
+        clean(summary.split_block(entry.content)[1], base_url=entry.link).tree
+    made = llm.summarize(article) if mode == "llm" and llm is not None else None
+    return summary.head_from(made or summary.extractive(article))
 
 
 def _lastmod(entry: Entry, date: datetime, known: KnownPost | None,

@@ -22,9 +22,23 @@ Every message names what failed and says what to do about it.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class IngestError(Exception):
     """Base of all errors raised on purpose by ingest."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as made, not by calling the class again with its message: a worker
+        # process hands its errors back so (workqueue.Offload), and constructors differ.
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
+
+def _rebuilt(kind: type[IngestError], args: tuple[Any, ...], attributes: dict[str, Any]) -> IngestError:
+    error = kind.__new__(kind)
+    error.args = args
+    error.__dict__.update(attributes)
+    return error
 
 
 class ConfigError(IngestError):

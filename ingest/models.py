@@ -67,6 +67,18 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedContent:
+    """An entry's content as its feed gives it, cleaned, with what making its article asks
+    of it (`article.read_content`): read ahead, in a worker process when a run has one."""
+
+    head: str | None  # the summary block the feed wrote above the article, if any
+    html: str  # the article, cleaned
+    wants_page: bool  # whether its article page is to be read instead
+    length: int  # characters of its text, white space aside: a page must bring as many
+    summary_head: str | None  # the extractive summary's block head, made when the post needs it
+
+
+@dataclass(frozen=True, slots=True)
 class Document:
     """A document as it was received (a feed, an API answer, an article page): what a
     post is made from, kept so that the post can be made again (ingest.kept)."""
@@ -164,6 +176,7 @@ class Plan:
     date: datetime
     path: str
     origin: Document | None = None  # the document the entry was read from
+    content: FeedContent | None = None  # its content, read ahead (else read when archived)
     # Made again from kept sources (`ingest rebuild`): the post keeps the source hash and
     # lastmod it was written with, whatever the settings change in how it looks.
     rebuild: bool = False

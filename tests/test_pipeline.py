@@ -3,12 +3,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from ingest import pipeline
 from ingest.models import Entry, KnownPost, Outcome
 from ingest.pipeline import decide, triage
+from ingest.workqueue import Offload
 from tests.conftest import DATA, SHARED, Project, front_matter, needs_shared
 from tests.loopback import Loopback
 
@@ -226,3 +231,46 @@ def test_an_article_in_several_feeds_is_one_post_and_the_others_say_so(project: 
     assert {f["name"]: f["already_archived"] for f in report["feeds"]} == {owner: {}, other: {owner: 1}}
     code, out = project.run("run", "--force")
     assert f"= 1 entry already archived from feed {owner}" in out
+
+
+class _WarmOffload(Offload):
+    """An Offload whose worker process is up before the first call, counting the calls it takes."""
+
+    pooled = 0
+
+    def __init__(self, processes: int) -> None:
+        super().__init__(processes)
+        deadline = time.monotonic() + 60
+        while processes and super()._ready() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def _ready(self) -> ProcessPoolExecutor | None:
+        pool = super()._ready()
+        _WarmOffload.pooled += pool is not None
+        return pool
+
+
+def test_a_run_reading_in_a_worker_process_writes_the_same_bytes(tmp_path: Path, server: Loopback,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    names = ["36kr-official.xml", "rss-gpt.xml", "newsflash.xml", "official-2016.xml", "atom.xml",
+             "rss1.xml", "rss092-latin1.xml", "latin1-undeclared.xml", "gb2312.xml", "markdown-traps.xml",
+             "hostile.xml", "captcha.html", "entity-escaped.xml", "double-cdata.xml"]
+    # Twice each: the second copy's entries are the first's, as in two feeds of one site.
+    feeds = [{"name": f"{n.removesuffix('.xml')}-{copy}", "url": f"{serve(server, n)}?{copy}"}
+             for copy in (1, 2) for n in names]
+    assert len(feeds) >= pipeline.OFFLOAD_FEEDS
+    monkeypatch.setattr(pipeline, "spare_cores", lambda: 1)
+    monkeypatch.setattr(pipeline, "Offload", _WarmOffload)
+    archives = {}
+    for way, from_feeds in (("here", 1_000), ("worker", pipeline.OFFLOAD_FEEDS)):
+        monkeypatch.setattr(pipeline, "OFFLOAD_FEEDS", from_feeds)
+        _WarmOffload.pooled = 0
+        project = Project(tmp_path / way)
+        project.root.mkdir()
+        project.configure(feeds)
+        code, out = project.run()
+        assert code == 1, out  # the captcha page: those feeds fail, alone
+        archives[way] = project.snapshot()
+        # Every feed parsed there, and the entries of those with new ones read there too.
+        assert (_WarmOffload.pooled > len(feeds)) is (way == "worker"), way
+    assert archives["worker"] == archives["here"] and len(archives["here"]) > 15

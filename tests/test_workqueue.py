@@ -3,6 +3,7 @@ in the thread pool, every task answered once, failures handed back, not raised."
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from ingest.workqueue import BoundedPool, KeyedLocks
+from ingest.errors import BlockedError
+from ingest.workqueue import BoundedPool, KeyedLocks, Offload
 
 
 def test_at_most_limit_tasks_are_in_the_pool_and_each_answers_once() -> None:
@@ -85,3 +87,62 @@ def test_keyed_locks_make_one_lock_a_key_whatever_the_threads() -> None:
         got = list(pool.map(locks, ["a", "b"] * 200))
     assert sorted(made) == ["a", "b"]
     assert len({id(lock) for lock in got}) == 2 and got[0] is locks("a") and got[1] is locks("b")
+
+
+def _worker_pid(_: int = 0) -> int:
+    return os.getpid()
+
+
+def _die_in_a_worker(parent: int) -> str:
+    if os.getpid() != parent:
+        os._exit(1)  # a worker killed mid-task (the OOM killer, a segfault in a parser)
+    return "done here"
+
+
+def _pooled(offload: Offload) -> bool:
+    """Whether `offload` runs work in a worker process, once its pool is up (spawning one
+    takes a few tenths of a second; calls made meanwhile run here)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if offload(_worker_pid) != os.getpid():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_offload_without_processes_runs_each_call_here() -> None:
+    offload = Offload(0)
+    assert offload(_worker_pid) == os.getpid()
+    assert offload(divmod, 7, 2) == (3, 1)
+    offload.close()
+
+
+def test_offload_runs_calls_in_a_worker_process_once_it_is_up_and_hands_back_errors() -> None:
+    offload = Offload(1)
+    try:
+        assert _pooled(offload)
+        assert offload(divmod, 7, 2) == (3, 1)
+        with pytest.raises(ZeroDivisionError):
+            offload(divmod, 1, 0)
+        # An error of ingest's own comes back whole, whatever its constructor takes.
+        with pytest.raises(BlockedError) as raised:
+            offload(_raise_blocked, "https://example.com/feed")
+        assert "https://example.com/feed" in str(raised.value) and raised.value.wall == "a captcha"
+        assert offload(_worker_pid) != os.getpid()  # raised there, handed back, the pool whole
+    finally:
+        offload.close()
+    assert offload(_worker_pid) == os.getpid()  # closed: here again
+
+
+def _raise_blocked(url: str) -> None:
+    raise BlockedError(url, "a bot wall answered", wall="a captcha")
+
+
+def test_offload_whose_worker_is_killed_goes_on_here_with_the_same_call() -> None:
+    offload = Offload(1)
+    try:
+        assert _pooled(offload)
+        assert offload(_die_in_a_worker, os.getpid()) == "done here"
+        assert offload(_worker_pid) == os.getpid()  # and every call after it
+    finally:
+        offload.close()
