@@ -3,7 +3,8 @@
     fetch    url ─────────────► Response            (kept as a Document when a post is made of it)
     parse    Response.body ───► ParsedFeed(entries: Entry…)
     decide   Entry + KnownPost ► Outcome         (pure: new / updated / unchanged)
-    clean    Entry ───────────► Article          (safe, Hugo-faithful HTML)
+    read     Entry ───────────► FeedContent      (its content cleaned: safe, Hugo-faithful HTML)
+    article  Plan + FeedContent ► Article        (or the article page's, cleaned)
     render   Article ─────────► the post's markdown text
     archive  Plan + Article ──► file on disk, KnownPost in the state (Archived)
     pipeline every feed ──────► FeedResult…  ──► RunReport
