@@ -18,7 +18,7 @@ import enum
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -181,6 +181,26 @@ def read_ahead(offload: Offload, plans: Sequence[Plan], settings: FeedSettings) 
     return [replace(plan, content=content) for plan, content in zip(plans, contents, strict=True)]
 
 
+def read_and_archive(offload: Offload, archiver: Archiver, plans: Sequence[Plan], settings: FeedSettings,
+                     stage: archive.Stage) -> tuple[list[Plan], list[tuple[Entry, Archived | Exception]]]:
+    """Read `plans`' entries ahead (`read_ahead`), then archive at once those whose archiving
+    asks nothing of the network (no page, no image, no LLM): they would only queue one by
+    one for the pool. The others are handed back with their contents, each to be archived in
+    a task of its own, waiting on the network beside the others."""
+    offline = not settings.images and settings.summary != "llm"
+    later: list[Plan] = []
+    done: list[tuple[Entry, Archived | Exception]] = []
+    for plan in read_ahead(offload, plans, settings):
+        if offline and plan.content is not None and not plan.content.wants_page:
+            try:
+                done.append((plan.entry, archiver.archive(plan, settings, stage)))
+            except Exception as exc:  # the entry's, as its own task would have handed it back
+                done.append((plan.entry, exc))
+        else:
+            later.append(plan)
+    return later, done
+
+
 class _Task(enum.Enum):
     """What a task of the run's pool does, besides archiving an entry."""
 
@@ -283,9 +303,13 @@ class Run:
                         if task is _Task.POLL:
                             polled[index] = future.result()
                         elif task is _Task.READ:
-                            self._archive(jobs[index], index, future.result())
+                            later, done = future.result()
+                            for entry, outcome in done:
+                                self._archived(jobs[index], entry, outcome)
+                            self._archive(jobs[index], index, later)
+                            finished += self._finish_if_done(jobs[index])
                         else:
-                            self._archived(jobs[index], task, future)
+                            self._archived(jobs[index], task, future.exception() or future.result())
                             finished += self._finish_if_done(jobs[index])
                     if self._flush_due():
                         self._flush()
@@ -385,9 +409,10 @@ class Run:
             self.state.add_pending((p.entry.key, p.path) for p in planned)
         job.journalled = [p.entry.key for p in planned]
         job.waiting += len(planned)
+        archiver = self._archiver_for_entries()
         for start in range(0, len(planned), READ_BATCH):
-            self._work.submit((index, _Task.READ), read_ahead, self._offload,
-                              planned[start:start + READ_BATCH], job.settings)
+            self._work.submit((index, _Task.READ), read_and_archive, self._offload, archiver,
+                              planned[start:start + READ_BATCH], job.settings, job.stage)
 
     def _archive(self, job: _Feed, index: int, planned: list[Plan]) -> None:
         archiver = self._archiver_for_entries()
@@ -401,12 +426,14 @@ class Run:
         path = known.path if known else archive.post_path(date, archive.slug_for(entry.key, entry.title))
         return Plan(entry, known, date, path, origin)
 
-    def _archived(self, job: _Feed, entry: Entry, future: Future[Archived]) -> None:
+    def _archived(self, job: _Feed, entry: Entry, outcome: Archived | BaseException) -> None:
         job.waiting -= 1
         if len(job.stage) >= COMMIT_EVERY:  # a long feed's posts reach the disk as they come
             job.stage.commit()
         try:
-            done = future.result()
+            if isinstance(outcome, BaseException):
+                raise outcome
+            done = outcome
         except FATAL:
             raise
         except BlockedError as exc:
