@@ -6,6 +6,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ingest import render
 from ingest.config import SAMPLE_FRONT_MATTER
 from ingest.models import Article
 from ingest.render import StaticKeys, escape_shortcodes, http_date, markdown_url, render_post
@@ -62,3 +63,19 @@ def test_property_any_title_round_trips_through_yaml(title: str) -> None:
     meta, _ = front_matter(render_post(article(title=title), StaticKeys(SAMPLE_FRONT_MATTER)))
     assert meta["title"] == title
     assert isinstance(yaml.safe_load(yaml.safe_dump(meta)), dict)
+
+
+_KEYS = st.text(min_size=1, max_size=8)
+# What a post's front matter holds: strings, lists and mappings of them (other types, a
+# static key's number, go through PyYAML's representer itself).
+_VALUES = st.recursive(st.text(), lambda inner: st.lists(inner, max_size=3)
+                       | st.dictionaries(_KEYS, inner, max_size=3), max_leaves=8)
+
+
+@given(st.dictionaries(_KEYS, _VALUES, max_size=5))
+def test_property_front_matter_yaml_is_pyyamls_own(mapping: dict[str, object]) -> None:
+    made = render._yaml(mapping)
+    expected = yaml.dump(mapping, Dumper=yaml.CSafeDumper, sort_keys=False, allow_unicode=True,
+                         default_flow_style=False, width=1 << 20) if mapping else ""
+    assert made == expected
+    assert (yaml.safe_load(made) or {}) == mapping
