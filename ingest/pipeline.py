@@ -202,7 +202,8 @@ def read_and_archive(offload: Offload, archiver: Archiver, plans: Sequence[Plan]
 
 
 class _Task(enum.Enum):
-    """What a task of the run's pool does, besides archiving an entry."""
+    """What a task of the run's pool does when it is not archiving one entry: poll a feed, or
+    read a batch of entries (and archive those it can, `read_and_archive`)."""
 
     POLL = "poll"
     READ = "read"
@@ -306,7 +307,7 @@ class Run:
                             later, done = future.result()
                             for entry, outcome in done:
                                 self._archived(jobs[index], entry, outcome)
-                            self._archive(jobs[index], index, later)
+                            self._archive_each(jobs[index], index, later)
                             finished += self._finish_if_done(jobs[index])
                         else:
                             self._archived(jobs[index], task, future.exception() or future.result())
@@ -414,7 +415,7 @@ class Run:
             self._work.submit((index, _Task.READ), read_and_archive, self._offload, archiver,
                               planned[start:start + READ_BATCH], job.settings, job.stage)
 
-    def _archive(self, job: _Feed, index: int, planned: list[Plan]) -> None:
+    def _archive_each(self, job: _Feed, index: int, planned: list[Plan]) -> None:
         archiver = self._archiver_for_entries()
         for plan in planned:
             self._work.submit((index, plan.entry), archiver.archive, plan, job.settings, job.stage)
