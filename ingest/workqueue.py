@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import queue
 import threading
@@ -133,7 +134,7 @@ class Offload:
             if self._processes > 0 and self._pool is None:
                 try:
                     # Spawned, not forked: a fork would copy this process's threads' locks mid-use.
-                    self._pool = ProcessPoolExecutor(self._processes,
+                    self._pool = ProcessPoolExecutor(self._processes, initializer=_exit_with_parent,
                                                      mp_context=multiprocessing.get_context("spawn"))
                     self._up = self._pool.submit(_warm_up)
                 except (OSError, RuntimeError) as exc:
@@ -150,6 +151,19 @@ class Offload:
     def _give_up(self, exc: BaseException | None) -> None:
         log.warning("worker processes lost (%s): parsing in this one from now on", exc)
         self.close()
+
+
+def _exit_with_parent() -> None:
+    """A worker's first act: to end when the process that started it does, even killed
+    (SIGKILL, the OOM killer), where it would wait for work forever."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_when_gone, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_when_gone(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
 
 
 def _warm_up() -> None:

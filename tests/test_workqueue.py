@@ -4,9 +4,13 @@ in the thread pool, every task answered once, failures handed back, not raised."
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -146,3 +150,48 @@ def test_offload_whose_worker_is_killed_goes_on_here_with_the_same_call() -> Non
         assert offload(_worker_pid) == os.getpid()  # and every call after it
     finally:
         offload.close()
+
+
+_KILLED_PARENT = """
+import os, sys, time
+from ingest.workqueue import Offload
+
+def pid():
+    return os.getpid()
+
+if __name__ == "__main__":
+    offload = Offload(1)
+    deadline = time.monotonic() + 60
+    while offload(pid) == os.getpid() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    print(offload(pid), flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="tells a process's state by /proc (Linux)")
+def test_offload_worker_ends_when_its_parent_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "parent.py"
+    script.write_text(_KILLED_PARENT, encoding="utf-8")
+    parent = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        worker = int(parent.stdout.readline())
+        assert worker != parent.pid and _running(worker)
+        parent.send_signal(signal.SIGKILL)  # no clean-up of its own: a cron timeout's kill -9
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while _running(worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(worker)
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def _running(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except FileNotFoundError:
+        return False
+    return "zombie" not in status
