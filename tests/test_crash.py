@@ -18,8 +18,10 @@ from ingest.state import DB_NAME
 from tests import feedgen
 from tests.conftest import Project, front_matter
 from tests.loopback import Fault, Loopback
+from tests.test_full_content import serve_pages, summary_feed
 
 ITEMS = 400
+PACED = [str(3_300_000_000_000_000 + n) for n in range(ITEMS)]
 
 
 def start_run(project: Project) -> subprocess.Popen[bytes]:
@@ -47,8 +49,12 @@ def posts_on_disk(project: Project) -> int:
 def test_kill_minus_9_then_rerun_loses_and_doubles_nothing(project: Project, server: Loopback,
                                                           kill_at: int) -> None:
     faults = [Fault(delay=1.0)] if kill_at == 0 else []
-    server.route("/feed", feedgen.feed(ITEMS), faults=faults)
-    project.configure([{"name": "36kr", "url": server.url("/feed")}], http={"workers": 2})
+    # Each post waits for its article page, one every 5 ms, so a kill at post 250 finds the run mid-way:
+    # with the feed's content alone the run can write all 400 before the test sees 250 and kills it.
+    server.route("/feed", summary_feed(PACED), faults=faults)
+    serve_pages(server, "36kr-state.html", PACED)
+    project.configure([{"name": "36kr", "url": server.url("/feed")}], http={"workers": 2},
+                      full_content="auto", sources={"36kr": {"site": server.base, "delay": 0.005}})
     process = start_run(project)
     if kill_at == 0:
         wait_until(lambda: bool(server.hits("/feed")), process)
