@@ -21,6 +21,7 @@ redirect loop, a scheme that is not HTTP) fail at once, with what to do.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 import urllib.request
@@ -266,11 +267,11 @@ def _retry_after(value: str | None) -> float | None:
 class _GuardedTransport(httpx.HTTPTransport):
     """httpx's own transport on ingest's network backend (see `ingest.connect`)."""
 
-    def __init__(self, policy: Policy, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits)
+    def __init__(self, policy: Policy, limits: httpx.Limits, tls: ssl.SSLContext) -> None:
+        super().__init__(verify=tls, limits=limits)
         # httpx does not take a network backend; its pool is rebuilt with the same settings.
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(), max_connections=limits.max_connections,
+            ssl_context=tls, max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry, network_backend=GuardedBackend(policy.addresses))
 
@@ -279,8 +280,8 @@ class _ProxiedTransport(httpx.HTTPTransport):
     """Through a proxy of the environment: the proxy resolves and connects, so only a
     literal address in the URL can be checked here, and `http.timeout` bounds each read."""
 
-    def __init__(self, policy: Policy, proxy: str, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits, proxy=proxy)
+    def __init__(self, policy: Policy, proxy: str, limits: httpx.Limits, tls: ssl.SSLContext) -> None:
+        super().__init__(verify=tls, limits=limits, proxy=proxy)
         self._addresses = policy.addresses
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -288,7 +289,8 @@ class _ProxiedTransport(httpx.HTTPTransport):
         return super().handle_request(request)
 
 
-def _environment_proxies(policy: Policy, limits: httpx.Limits) -> dict[str, httpx.BaseTransport | None]:
+def _environment_proxies(policy: Policy, limits: httpx.Limits,
+                         tls: ssl.SSLContext) -> dict[str, httpx.BaseTransport | None]:
     """HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY, mounted as httpx mounts them when it is
     not given a transport of its own (as it is here)."""
     found = urllib.request.getproxies()
@@ -298,7 +300,7 @@ def _environment_proxies(policy: Policy, limits: httpx.Limits) -> dict[str, http
     for scheme in ("http", "https"):
         proxy = found.get(scheme) or found.get("all")
         if proxy:
-            mounts[f"{scheme}://"] = _ProxiedTransport(policy, proxy, limits)
+            mounts[f"{scheme}://"] = _ProxiedTransport(policy, proxy, limits, tls)
     for host in filter(None, (h.strip() for h in found.get("no", "").split(","))):
         mounts[f"all://{host}" if host == "localhost" or host[0].isdigit() else f"all://*{host}"] = None
     return mounts if any(mounts.values()) else {}
@@ -308,11 +310,13 @@ def make_client(policy: Policy) -> httpx.Client:
     """The production client: HTTP/1.1, redirects followed, our User-Agent, and the
     environment's proxies."""
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
+    # One TLS context for every transport: each costs ~25 ms to load the CA bundle.
+    tls = httpx.create_ssl_context()
     return httpx.Client(
         headers={"User-Agent": policy.user_agent, "Accept-Encoding": "gzip, deflate"},
         follow_redirects=True,
         max_redirects=5,
         timeout=policy.timeout,
-        transport=_GuardedTransport(policy, limits),
-        mounts=_environment_proxies(policy, limits),
+        transport=_GuardedTransport(policy, limits, tls),
+        mounts=_environment_proxies(policy, limits, tls),
     )
