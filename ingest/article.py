@@ -23,7 +23,7 @@ from datetime import datetime
 import lxml.html
 
 from ingest import summary
-from ingest.clean import clean, clean_tree, no_blank_lines, tree_of, visible_text
+from ingest.clean import clean, clean_tree, no_blank_lines, text_length, tree_of, visible_text
 from ingest.config import FeedSettings
 from ingest.errors import BlockedError, ExtractError, FetchError, RefusedAddressError
 from ingest.extract import Pages
@@ -98,7 +98,9 @@ def read_content(content: str, link: str | None, full_content: str, summary_mode
     article = clean(raw_article, base_url=link)
     wants_page = _wants_page(full_content, link, article.tree) if link else False
     made = None
-    if summary_mode == "extractive" or (summary_mode == "auto" and head is None):
+    # With its page wanted, the summary is made of the page (or, should the page fail, of this
+    # content then: `_block_head`).
+    if not wants_page and (summary_mode == "extractive" or (summary_mode == "auto" and head is None)):
         made = summary.head_from(summary.extractive(article.tree))
     return FeedContent(head, article.html, wants_page, text_length(article.tree), made)
 
@@ -128,10 +130,6 @@ def is_summary(article: str | lxml.html.HtmlElement) -> bool:
     paragraphs = len(list(root.iter("p", "li", "blockquote", "pre", "h2", "h3")))
     images = next(root.iter("img"), None)
     return units < BRIEF and paragraphs <= 2 and images is None
-
-
-def text_length(article: lxml.html.HtmlElement) -> int:
-    return len("".join(article.text_content().split()))
 
 
 def _cover(page_cover: str | None, article_html: str) -> str | None:

@@ -182,6 +182,11 @@ def visible_text(element: lxml.html.HtmlElement) -> str:
     return " ".join(element.text_content().split())
 
 
+def text_length(element: lxml.html.HtmlElement) -> int:
+    """How much text `element` holds: its characters, white space aside."""
+    return len("".join(element.text_content().split()))
+
+
 def has_class(element: lxml.html.HtmlElement, name: str) -> bool:
     return name in element.get("class", "").split()
 

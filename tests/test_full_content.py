@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from ingest import verify
+from ingest import summary, verify
+from ingest.clean import clean
 from tests.conftest import DATA, Project, front_matter, needs_hugo
 from tests.loopback import Loopback
 
@@ -109,6 +110,18 @@ def test_a_missing_page_keeps_the_feed_content(project: Project, server: Loopbac
     assert code == 1 and "HTTP 404" in out
     (text,) = project.posts().values()
     assert "一句话摘要" in text and front_matter(text)[0]["ingest"]["source"].endswith("-incomplete")
+
+
+@pytest.mark.parametrize("mode", ["auto", "always"])
+def test_a_missing_page_leaves_the_summary_made_of_the_feed_content(project: Project, server: Loopback,
+                                                                    mode: str) -> None:
+    description = "<p>" + "城东的旧仓库改成了共享厨房，附近的居民每天都来做饭。" * 3 + "</p>"
+    setup(project, server, summary_feed(IDS[:1], description=description), full_content=mode,
+          summary="extractive")
+    assert project.run()[0] == 1  # /p/<id> is not served: 404
+    (text,) = project.posts().values()
+    made = summary.head_from(summary.extractive(clean(description).tree))
+    assert "总结:" in made and made in text
 
 
 @pytest.mark.parametrize(("mode", "hits"), [("never", 0), ("always", 3)])
