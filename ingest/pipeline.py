@@ -63,7 +63,8 @@ FEED_ADVICE = {
 # The files of the feeds finished meanwhile are named together (archive.commit_all: a
 # sync before, one after, none when they wrote nothing: a 304, an error), then those
 # feeds are recorded in one transaction: when this many feeds are finished, or this many
-# seconds have passed.
+# seconds have passed. The posts of feeds still being read are named then too: a slow
+# feed (36kr's pages, one a second) would keep them unnamed to its end, for a kill to lose.
 FLUSH_FEEDS = 100
 FLUSH_SECONDS = 2.0
 # Files a feed's stage holds before they are named, when the feed has not finished by then.
@@ -313,7 +314,7 @@ class Run:
                             self._archived(jobs[index], task, future.exception() or future.result())
                             finished += self._finish_if_done(jobs[index])
                     if self._flush_due():
-                        self._flush()
+                        self._flush([job for job in jobs[:begun] if job.result is None])
                 self._flush()
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -327,17 +328,17 @@ class Run:
                          kept_bytes=self.kept.bytes if self.kept else 0)
 
     def _flush_due(self) -> bool:
-        return bool(self._finished) and (len(self._finished) >= FLUSH_FEEDS
-                                         or time.monotonic() - self._flushed >= FLUSH_SECONDS)
+        return len(self._finished) >= FLUSH_FEEDS or time.monotonic() - self._flushed >= FLUSH_SECONDS
 
-    def _flush(self) -> None:
-        """Name the files of the feeds finished meanwhile, then record them: the posts are on
-        disk before the state says so. If naming fails, none of them is recorded."""
+    def _flush(self, reading: Sequence[_Feed] = ()) -> None:
+        """Name the files of the feeds finished meanwhile, and those written so far by the
+        feeds still `reading`, then record the finished feeds: the posts are on disk before
+        the state says so (the journal holds the others'). If naming fails, none is recorded."""
         self._flushed = time.monotonic()
         finished, self._finished = self._finished, []
+        archive.commit_all(job.stage for job in (*finished, *reading))
         if not finished:
             return
-        archive.commit_all(job.stage for job in finished)
         with self.state.transaction():
             for job in finished:
                 for post in job.posts:

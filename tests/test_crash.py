@@ -81,6 +81,28 @@ def test_kill_minus_9_then_rerun_loses_and_doubles_nothing(project: Project, ser
     assert code == 0 and "0 new, 0 updated" in out
 
 
+def test_a_slow_feeds_posts_reach_the_disk_as_it_is_read_and_are_not_fetched_again(
+        project: Project, server: Loopback) -> None:
+    slow = [str(3_400_000_000_000_000 + n) for n in range(16)]
+    server.route("/feed", summary_feed(slow))
+    serve_pages(server, "36kr-state.html", slow)
+    # A page every 0.2 s, as 36kr is asked (its delay): the one feed takes ~3.4 s.
+    project.configure([{"name": "36kr", "url": server.url("/feed")}], full_content="auto",
+                      sources={"36kr": {"site": server.base, "delay": 0.2}})
+    process = start_run(project)
+    assert wait_until(lambda: posts_on_disk(project) > 0, process)
+    fetched = [r.path for r in server.requests if r.path.startswith("/p/")]
+    assert len(fetched) < len(slow)  # named while its pages were still being read
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    named = {path.split("/")[3] for path in project.posts()}
+    code, out = project.run()
+    assert code == 0, out
+    assert len(project.posts()) == len(slow)
+    fetched = [r.path for r in server.requests if r.path.startswith("/p/")]
+    assert named and all(fetched.count(f"/p/{article}") == 1 for article in named)
+
+
 def test_lock_names_the_holder_and_a_second_run_exits_2_at_once(project: Project,
                                                                server: Loopback) -> None:
     server.route("/feed", feedgen.feed(5), faults=[Fault(delay=3.0)])
