@@ -98,9 +98,9 @@ def read_content(content: str, link: str | None, full_content: str, summary_mode
     article = clean(raw_article, base_url=link)
     wants_page = _wants_page(full_content, link, article.tree) if link else False
     made = None
-    # With its page wanted, the summary is made of the page (or, should the page fail, of this
-    # content then: `_block_head`).
-    if not wants_page and (summary_mode == "extractive" or (summary_mode == "auto" and head is None)):
+    # Made even when the page is wanted: should the page fail (a blocked host fails them all),
+    # the post needs it, and it is made here, in the worker, from the tree already cleaned.
+    if summary_mode == "extractive" or (summary_mode == "auto" and head is None):
         made = summary.head_from(summary.extractive(article.tree))
     return FeedContent(head, article.html, wants_page, text_length(article.tree), made)
 

@@ -77,7 +77,6 @@ class FeedContent:
     wants_page: bool  # whether its article page is to be read instead
     length: int  # characters of its text, white space aside: a page must bring as many
     summary_head: str | None  # the extractive summary's block head, made when the post needs it
-    # and no page is wanted
 
 
 @dataclass(frozen=True, slots=True)
