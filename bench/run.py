@@ -13,6 +13,9 @@ peak RSS (bench/peak.py) are its own:
     steady       ingest run again: every feed answers 304 (median of 5 runs)
     large        the same steady run with 100,000 posts already archived (median of 5,
                  taken in turns with the steady runs)
+    floor        bench/floor.py: the imports a run needs and the same conditional GETs with
+                 httpx, nothing else (median of 5, in the same turns): the fastest a run of
+                 304s on these libraries could be here, so naive / floor bounds its ratio
     cold small   ingest run on N/5 feeds: peak memory must not grow with N
     search       `ingest search` over the large archive: the query alone (in this
                  process, the slowest of queries matching every post, one, none) and the
@@ -47,6 +50,7 @@ import yaml
 from bench.server import FeedServer
 
 ROOT = Path(__file__).resolve().parents[1]
+WORKERS = 8  # http.workers by default: the requests a run makes at a time
 START = datetime(2026, 3, 1, tzinfo=UTC)
 PARAGRAPHS = (
     "<p>第{f}号订阅源的第{i}篇文章：城市更新进入第二阶段，街区的老房子开始改造，居民可以选择回迁。</p>",
@@ -203,11 +207,13 @@ def main() -> int:
             # Steady runs last about a second: taken in turns with the large ones, five of
             # each, so that both meet the same machine (writeback of the 100,000 posts, ...).
             os.sync()
-            steady, large_runs = [], []
+            steady, large_runs, floor = [], [], []
             for _ in range(5):
                 steady.append(ingest(small, "run"))
                 large_runs.append(ingest(large, "run"))
+                floor.append(measure(["bench.floor", str(WORKERS), *urls], ROOT))
             results["steady"], results["large"] = median(steady), median(large_runs)
+            results["floor"] = median(floor)
             results.update(search_times(large))
         results.update(micro())
     finally:
@@ -227,6 +233,7 @@ def print_table(r: dict[str, Any]) -> None:
         ("ingest steady (every feed 304)", r["steady"], f"{naive_s / r['steady'][0]:.1f}x faster"),
         (f"ingest steady, {r['posts']:,} posts archived", r["large"],
          f"{r['large'][0] / r['steady'][0]:.2f}x the steady run"),
+        ("floor: imports + the GETs, httpx alone", r["floor"], f"{naive_s / r['floor'][0]:.1f}x faster"),
         (f"ingest cold, {max(1, r['feeds'] // 5)} feeds", r["cold_fifth"],
          f"peak RSS x{r['cold'][1] / r['cold_fifth'][1]:.2f} at {r['feeds']} feeds"),
     ]

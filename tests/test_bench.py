@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = ("naive", "cold", "steady", "large", "cold_fifth")
+RUNS = ("naive", "cold", "steady", "large", "floor", "cold_fifth")
 
 
 def test_the_benchmark_measures_every_run_and_judges_every_target(tmp_path: Path) -> None:
@@ -34,3 +34,4 @@ def test_the_benchmark_measures_every_run_and_judges_every_target(tmp_path: Path
     assert data["extractive_ms"] > 0 and data["startup_s"] > 0
     assert data["search_query_ms"] > 0 and data["search_command_s"] > data["search_query_ms"] / 1000
     assert "40 posts archived" in done.stdout and "targets:" in done.stdout
+    assert "httpx alone" in done.stdout
