@@ -48,9 +48,10 @@ from typing import Any
 import yaml
 
 from bench.server import FeedServer
+from ingest.config import Http
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKERS = 8  # http.workers by default: the requests a run makes at a time
+WORKERS = Http().workers  # the requests a run makes at a time (by default)
 START = datetime(2026, 3, 1, tzinfo=UTC)
 PARAGRAPHS = (
     "<p>第{f}号订阅源的第{i}篇文章：城市更新进入第二阶段，街区的老房子开始改造，居民可以选择回迁。</p>",
@@ -110,8 +111,9 @@ def configure(folder: Path, urls: list[str]) -> Path:
         "images": False,
         "full_content": "never",
         "summary": "auto",
-        # All bench feeds share one host, 127.0.0.1; real feeds spread over many.
-        "http": {"per_host": 8},
+        # All bench feeds share one host, 127.0.0.1; real feeds spread over many, so a run
+        # makes as many requests at a time as it has workers.
+        "http": {"per_host": WORKERS},
         "feeds": [{"name": f"f{i}", "url": url} for i, url in enumerate(urls)],
     }), encoding="utf-8")
     return config
