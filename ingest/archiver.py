@@ -55,6 +55,13 @@ class Archiver:
         self._images.close()
         self._cache.close()
 
+    @staticmethod
+    def offline(job: Plan, settings: FeedSettings) -> bool:
+        """Whether archiving `job` asks nothing of the network: its content read ahead, and
+        no page, image or LLM summary to fetch for it."""
+        return (job.content is not None and not job.content.wants_page
+                and not settings.images and settings.summary != "llm")
+
     def archive(self, job: Plan, settings: FeedSettings, stage: Stage) -> Archived:
         """Stage the post of `job` (images are written first); what became of it (or would,
         on a dry run). The post is on disk once `stage` is committed."""

@@ -185,14 +185,13 @@ def read_ahead(offload: Offload, plans: Sequence[Plan], settings: FeedSettings) 
 def read_and_archive(offload: Offload, archiver: Archiver, plans: Sequence[Plan], settings: FeedSettings,
                      stage: archive.Stage) -> tuple[list[Plan], list[tuple[Entry, Archived | Exception]]]:
     """Read `plans`' entries ahead (`read_ahead`), then archive at once those whose archiving
-    asks nothing of the network (no page, no image, no LLM): they would only queue one by
+    asks nothing of the network (`Archiver.offline`): they would only queue one by
     one for the pool. The others are handed back with their contents, each to be archived in
     a task of its own, waiting on the network beside the others."""
-    offline = not settings.images and settings.summary != "llm"
     later: list[Plan] = []
     done: list[tuple[Entry, Archived | Exception]] = []
     for plan in read_ahead(offload, plans, settings):
-        if offline and plan.content is not None and not plan.content.wants_page:
+        if archiver.offline(plan, settings):
             try:
                 done.append((plan.entry, archiver.archive(plan, settings, stage)))
             except Exception as exc:  # the entry's, as its own task would have handed it back
